@@ -1,0 +1,31 @@
+// General matrix multiply on row-major float32 matrices.
+#pragma once
+
+#include <cstdint>
+
+namespace simdnn {
+
+// Whether a GEMM operand is used as stored (kNo) or transposed (kYes).
+enum class Transpose { kNo, kYes };
+
+// C = alpha * op(A) * op(B) + beta * C, all matrices row-major.
+//   op(A) is m x k: A is stored m x k (lda >= k) for kNo, k x m (lda >= m) for kYes.
+//   op(B) is k x n: B is stored k x n (ldb >= n) for kNo, n x k (ldb >= k) for kYes.
+//   C is m x n with ldc >= n.
+// Any m, n, k >= 0. With beta == 0, C is never read (NaN already in C does not leak out);
+// with k == 0 or alpha == 0, C = beta * C.
+// Threaded with OpenMP over blocks of rows and columns of C, never over k, so the result is
+// bit-identical for every thread count on a given SIMD target. threads <= 0 means
+// omp_get_max_threads().
+// Throws std::invalid_argument naming the argument for negative sizes, a leading dimension
+// smaller than the stored row, or a null pointer with non-zero sizes.
+void gemm(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+          int64_t ldc, int threads = 0);
+
+// Plain scalar reference with the same contract (double accumulation, single thread).
+void gemm_ref(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+              const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+              int64_t ldc, int threads = 0);
+
+}  // namespace simdnn

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything simdnn needs to build, test and train, from Debian's packages.
+# Idempotent: packages already present are skipped, so a second run costs a dpkg query.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libhwy-dev libbenchmark-dev doctest-dev libstb-dev zlib1g-dev
+  libcli11-dev nlohmann-json3-dev libcpp-httplib-dev prometheus-cpp-dev
+  dataset-fashion-mnist
+)
+# Bench-only comparisons (optional; the build works without them).
+if [[ "${SIMDNN_BENCH_DEPS:-0}" == "1" ]]; then
+  packages+=(libopenblas-dev libdnnl-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,88 @@
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "simdnn/simd_targets.h"
+#include "simdnn/tensor.h"
+
+using simdnn::Shape;
+using simdnn::Tensor;
+
+TEST_CASE("tensor: shape, zero fill, alignment") {
+  Tensor t({3, 5});
+  CHECK(t.rank() == 2);
+  CHECK(t.rows() == 3);
+  CHECK(t.cols() == 5);
+  CHECK(t.size() == 15);
+  CHECK(reinterpret_cast<uintptr_t>(t.data()) % Tensor::kAlignment == 0);
+  for (size_t i = 0; i < t.size(); ++i) CHECK(t[i] == 0.0f);
+  Tensor r4({2, 3, 4, 5});
+  CHECK(r4.rows() == 2);
+  CHECK(r4.cols() == 60);
+  CHECK_THROWS_AS(Tensor({1, 2, 3, 4, 5}), std::invalid_argument);
+}
+
+TEST_CASE("tensor: rows, clone is deep, move leaves source empty") {
+  Tensor t({2, 3});
+  for (size_t i = 0; i < 6; ++i) t[i] = static_cast<float>(i);
+  CHECK(t.row(1)[0] == 3.0f);
+  CHECK(t.row(1).size() == 3);
+  CHECK_THROWS_AS(t.row(2), std::out_of_range);
+  Tensor c = t.clone();
+  c[0] = 42.0f;
+  CHECK(t[0] == 0.0f);
+  Tensor m = std::move(t);
+  CHECK(m[5] == 5.0f);
+  CHECK(t.data() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state
+}
+
+TEST_CASE("tensor: reshape keeps data; mismatch names both shapes") {
+  Tensor t({4, 6});
+  t[7] = 1.5f;
+  t.reshape(Shape{2, 12});
+  CHECK(t.shape() == Shape{2, 12});
+  CHECK(t[7] == 1.5f);
+  try {
+    t.reshape(Shape{5, 5});
+    FAIL("expected a throw");
+  } catch (const std::invalid_argument& e) {
+    std::string msg = e.what();
+    CHECK(msg.find("[5, 5]") != std::string::npos);
+    CHECK(msg.find("[2, 12]") != std::string::npos);
+  }
+  try {
+    simdnn::require_same_shape(Shape{3, 4}, Shape{4, 3}, "add");
+    FAIL("expected a throw");
+  } catch (const std::invalid_argument& e) {
+    std::string msg = e.what();
+    CHECK(msg.find("add") != std::string::npos);
+    CHECK(msg.find("[3, 4]") != std::string::npos);
+    CHECK(msg.find("[4, 3]") != std::string::npos);
+  }
+}
+
+TEST_CASE("tensor: resize reuses capacity") {
+  Tensor t({8, 8});
+  const float* p = t.data();
+  t.resize(Shape{4, 8});
+  CHECK(t.data() == p);
+  CHECK(t.size() == 32);
+  t.resize(Shape{16, 8});
+  CHECK(t.size() == 128);
+}
+
+TEST_CASE("simd targets: listed, forceable, restorable") {
+  auto targets = simdnn::available_simd_targets();
+  REQUIRE(!targets.empty());
+  std::string automatic = simdnn::current_simd_target();
+  CHECK(automatic == targets.front());
+  for (const auto& name : targets) {
+    simdnn::ScopedSimdTarget scope(name);
+    CHECK(simdnn::current_simd_target() == name);
+  }
+  CHECK(simdnn::current_simd_target() == automatic);
+  CHECK_THROWS_AS(simdnn::force_simd_target("NOT_A_TARGET"), std::invalid_argument);
+  CHECK(simdnn::current_simd_target() == automatic);
+}
