@@ -1,0 +1,86 @@
+// Optimizers: Adam (Keras defaults), AdamW (decoupled weight decay) and SGD with momentum.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "simdnn/parameter.h"
+#include "simdnn/tensor.h"
+
+namespace simdnn {
+
+// Updates parameters from their gradients, one SIMD pass per parameter tensor. Per-parameter
+// state (moments, velocity) is created on the first step and keyed by position: pass the same
+// parameters in the same order every step.
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual void step(std::span<Parameter* const> params) = 0;
+  // "adam", "adamw" or "sgd".
+  virtual std::string name() const = 0;
+
+  // Steps taken so far (Adam's t).
+  int64_t steps() const { return steps_; }
+  void set_steps(int64_t steps) { steps_ = steps; }
+  // The state tensors, named "<parameter name>.<slot>", created (zeroed) if needed so a
+  // checkpoint can be written before the first step or restored into.
+  virtual std::vector<std::pair<std::string, Tensor*>> state(
+      std::span<Parameter* const> params) = 0;
+
+ protected:
+  int64_t steps_ = 0;
+};
+
+struct AdamOptions {
+  float learning_rate = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float epsilon = 1e-7f;       // Keras default; outside the square root
+  float weight_decay = 0.0f;   // decoupled (AdamW): w *= 1 - lr * weight_decay
+};
+
+class Adam : public Optimizer {
+ public:
+  explicit Adam(AdamOptions options = {}, std::string name = "adam")
+      : options_(options), name_(std::move(name)) {}
+  void step(std::span<Parameter* const> params) override;
+  std::string name() const override { return name_; }
+  std::vector<std::pair<std::string, Tensor*>> state(
+      std::span<Parameter* const> params) override;
+  const AdamOptions& options() const { return options_; }
+
+ private:
+  void ensure_state(std::span<Parameter* const> params);
+  AdamOptions options_;
+  std::string name_;
+  std::vector<Tensor> m_, v_;
+};
+
+// AdamW with the Keras default weight decay (0.004) unless given.
+std::unique_ptr<Adam> make_adamw(AdamOptions options = {.weight_decay = 0.004f});
+
+struct SgdOptions {
+  float learning_rate = 0.01f;  // Keras default
+  float momentum = 0.0f;
+};
+
+// Keras SGD: velocity = momentum * velocity - lr * g; w += velocity.
+class Sgd : public Optimizer {
+ public:
+  explicit Sgd(SgdOptions options = {}) : options_(options) {}
+  void step(std::span<Parameter* const> params) override;
+  std::string name() const override { return "sgd"; }
+  std::vector<std::pair<std::string, Tensor*>> state(
+      std::span<Parameter* const> params) override;
+
+ private:
+  void ensure_state(std::span<Parameter* const> params);
+  SgdOptions options_;
+  std::vector<Tensor> velocity_;
+};
+
+}  // namespace simdnn
