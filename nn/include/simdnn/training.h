@@ -1,0 +1,60 @@
+// The pieces of a classifier training loop: batches from uint8 images, one optimizer step, and
+// evaluation. tools/train strings them together; embedders can too.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <vector>
+
+#include "simdnn/autograd.h"
+#include "simdnn/layers.h"
+#include "simdnn/optimizer.h"
+#include "simdnn/tensor.h"
+
+namespace simdnn {
+
+// Thrown by train_step when the loss is NaN or infinite; the parameters are left as they were
+// before the step.
+class NonFiniteLoss : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// x[i, :] = pixels[indices[i] * features + j] * scale: one batch of uint8 images as floats.
+// x is resized to [indices.size(), features] (no allocation once it has held a batch as large).
+void gather_batch(std::span<const uint8_t> pixels, size_t features,
+                  std::span<const uint32_t> indices, float scale, Tensor& x);
+// labels[i] = all_labels[indices[i]].
+void gather_labels(std::span<const uint8_t> all_labels, std::span<const uint32_t> indices,
+                   std::vector<int32_t>& labels);
+
+struct StepResult {
+  double loss = 0.0;   // mean cross-entropy over the batch
+  size_t correct = 0;  // rows whose arg-max logit is the label
+};
+
+// One step of sparse categorical cross-entropy training: forward to the logits (a final
+// softmax is fused into the loss), backward, then optimizer.step(). The tape is cleared first
+// and keeps its buffers, so repeated steps allocate nothing. Throws NonFiniteLoss (before
+// touching the parameters) when the loss is not finite.
+StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const Tensor& x,
+                      std::span<const int32_t> labels);
+
+// Index of the largest value in each row (the first on ties).
+void argmax_rows(const Tensor& scores, std::vector<int32_t>& out);
+
+struct Evaluation {
+  double loss = 0.0;      // mean cross-entropy
+  double accuracy = 0.0;  // fraction correct
+  size_t count = 0;
+  // confusion[true][predicted]
+  std::vector<std::vector<size_t>> confusion;
+};
+
+// Evaluates a softmax classifier on uint8 images in batches of `batch` rows.
+Evaluation evaluate(Sequential& model, std::span<const uint8_t> pixels, size_t features,
+                    std::span<const uint8_t> labels, size_t num_classes, float scale,
+                    size_t batch = 1000, int threads = 0);
+
+}  // namespace simdnn

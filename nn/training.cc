@@ -1,0 +1,111 @@
+#include "simdnn/training.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "simdnn/softmax_kernels.h"
+#include "simdnn/vector_kernels.h"
+
+namespace simdnn {
+namespace {
+size_t argmax_row(const float* row, size_t cols) {
+  size_t best = 0;
+  for (size_t c = 1; c < cols; ++c) {
+    if (row[c] > row[best]) best = c;
+  }
+  return best;
+}
+}  // namespace
+
+void gather_batch(std::span<const uint8_t> pixels, size_t features,
+                  std::span<const uint32_t> indices, float scale, Tensor& x) {
+  x.resize(Shape{indices.size(), features});
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const size_t offset = static_cast<size_t>(indices[i]) * features;
+    if (offset + features > pixels.size()) {
+      throw std::out_of_range("gather_batch: image " + std::to_string(indices[i]) +
+                              " is past the end of the data");
+    }
+    convert_u8_to_float(features, pixels.data() + offset, scale, x.data() + i * features);
+  }
+}
+
+void gather_labels(std::span<const uint8_t> all_labels, std::span<const uint32_t> indices,
+                   std::vector<int32_t>& labels) {
+  labels.resize(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) labels[i] = all_labels[indices[i]];
+}
+
+void argmax_rows(const Tensor& scores, std::vector<int32_t>& out) {
+  const size_t rows = scores.rows(), cols = scores.cols();
+  out.resize(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    out[r] = static_cast<int32_t>(argmax_row(scores.data() + r * cols, cols));
+  }
+}
+
+StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const Tensor& x,
+                      std::span<const int32_t> labels) {
+  tape.clear();
+  std::vector<Parameter*> params = model.parameters();
+  for (Parameter* p : params) p->zero_grad();
+  Var logits = model.forward_logits(tape, tape.input(x));
+  Var loss = tape.softmax_cross_entropy(logits, labels);
+  StepResult result;
+  result.loss = tape.value(loss)[0];
+  if (!std::isfinite(result.loss)) {
+    throw NonFiniteLoss("the training loss became " + std::to_string(result.loss));
+  }
+  const Tensor& z = tape.value(logits);
+  const size_t cols = z.cols();
+  for (size_t r = 0; r < z.rows(); ++r) {
+    result.correct += static_cast<int32_t>(argmax_row(z.data() + r * cols, cols)) == labels[r];
+  }
+  tape.backward(loss);
+  optimizer.step(params);
+  return result;
+}
+
+Evaluation evaluate(Sequential& model, std::span<const uint8_t> pixels, size_t features,
+                    std::span<const uint8_t> labels, size_t num_classes, float scale,
+                    size_t batch, int threads) {
+  Evaluation ev;
+  ev.count = labels.size();
+  ev.confusion.assign(num_classes, std::vector<size_t>(num_classes, 0));
+  if (ev.count == 0) return ev;
+  if (batch == 0) batch = 1000;
+  Tensor x;
+  std::vector<uint32_t> indices;
+  std::vector<int32_t> batch_labels, predicted;
+  Tensor log_probs;
+  double loss_sum = 0.0;
+  size_t correct = 0;
+  for (size_t start = 0; start < ev.count; start += batch) {
+    const size_t n = std::min(batch, ev.count - start);
+    indices.resize(n);
+    for (size_t i = 0; i < n; ++i) indices[i] = static_cast<uint32_t>(start + i);
+    gather_batch(pixels, features, indices, scale, x);
+    gather_labels(labels, indices, batch_labels);
+    const Tensor& probs = model.predict(x, threads);
+    if (probs.cols() != num_classes) {
+      throw std::invalid_argument("evaluate: the model has " + std::to_string(probs.cols()) +
+                                  " outputs, the data " + std::to_string(num_classes) +
+                                  " classes");
+    }
+    argmax_rows(probs, predicted);
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t y = batch_labels[i];
+      // The model ends in softmax: the loss is -log p, guarded against p == 0.
+      const float p = probs.data()[i * num_classes + y];
+      loss_sum += -std::log(std::max(static_cast<double>(p), 1e-30));
+      ++ev.confusion[y][predicted[i]];
+      correct += predicted[i] == y;
+    }
+  }
+  ev.loss = loss_sum / static_cast<double>(ev.count);
+  ev.accuracy = static_cast<double>(correct) / static_cast<double>(ev.count);
+  return ev;
+}
+
+}  // namespace simdnn
