@@ -1,0 +1,214 @@
+#include "simdnn/image.h"
+
+#include <stb_image.h>
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "io/io_util.h"
+#include "simdnn/io_error.h"
+#include "simdnn/read_file.h"
+
+namespace simdnn {
+
+using io_detail::in_quotes;
+
+namespace {
+
+std::string stb_reason() {
+  const char* reason = stbi_failure_reason();
+  return reason ? reason : "unknown reason";
+}
+
+// stb frees with free(); this owns what stbi_load_* returns.
+struct StbPixels {
+  unsigned char* p = nullptr;
+  ~StbPixels() { stbi_image_free(p); }
+};
+
+// One output pixel's source pixels along an axis and their weights (summing to 1).
+struct Taps {
+  int first = 0;
+  std::vector<float> weights;
+};
+
+// Per output index along one axis: area coverage when shrinking, bilinear otherwise.
+std::vector<Taps> axis_taps(int src, int dst) {
+  std::vector<Taps> taps(dst);
+  const double scale = static_cast<double>(src) / dst;
+  for (int i = 0; i < dst; ++i) {
+    Taps& t = taps[i];
+    if (dst < src) {
+      // Output pixel i covers [i*scale, (i+1)*scale) of the source; weight = overlap / scale.
+      const double lo = i * scale, hi = (i + 1) * scale;
+      t.first = static_cast<int>(std::floor(lo));
+      const int last = std::min(src - 1, static_cast<int>(std::ceil(hi)) - 1);
+      for (int s = t.first; s <= last; ++s) {
+        const double overlap = std::min<double>(hi, s + 1) - std::max<double>(lo, s);
+        t.weights.push_back(static_cast<float>(std::max(0.0, overlap) / scale));
+      }
+    } else {
+      // Pixel centres aligned: output centre i + 0.5 maps to source (i + 0.5) * scale.
+      const double x = std::clamp((i + 0.5) * scale - 0.5, 0.0, static_cast<double>(src - 1));
+      t.first = static_cast<int>(std::floor(x));
+      const float frac = static_cast<float>(x - t.first);
+      t.weights.push_back(1.0f - frac);
+      if (frac > 0.0f) t.weights.push_back(frac);
+    }
+  }
+  return taps;
+}
+
+}  // namespace
+
+GrayImage decode_image(std::span<const uint8_t> bytes, std::string_view name_for_errors,
+                       size_t max_pixels) {
+  const std::string name = in_quotes(name_for_errors);
+  if (bytes.size() > static_cast<size_t>(INT_MAX)) {
+    throw IoError("cannot decode image " + name + ": " + std::to_string(bytes.size()) +
+                  " bytes is more than stb_image accepts");
+  }
+  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int length = static_cast<int>(bytes.size());
+  int width = 0, height = 0, channels = 0;
+  // The header alone: refuse oversized images before the decoder allocates for them.
+  if (!stbi_info_from_memory(data, length, &width, &height, &channels)) {
+    throw IoError("cannot decode image " + name + ": not a supported image (" + stb_reason() + ")");
+  }
+  const size_t pixels = static_cast<size_t>(width) * static_cast<size_t>(height);
+  if (width <= 0 || height <= 0 || pixels > max_pixels) {
+    throw IoError("cannot decode image " + name + ": dimensions " + std::to_string(width) + "x" +
+                  std::to_string(height) + " = " + std::to_string(pixels) +
+                  " pixels, expected at most " + std::to_string(max_pixels));
+  }
+  // Gray + alpha, whatever the source: stb converts colour to luma, and alpha is kept so that
+  // transparent pixels can be put on white paper below.
+  StbPixels decoded;
+  int w = 0, h = 0, source_channels = 0;
+  decoded.p = stbi_load_from_memory(data, length, &w, &h, &source_channels, 2);
+  if (!decoded.p) {
+    throw IoError("cannot decode image " + name + ": " + stb_reason());
+  }
+  if (w != width || h != height) {
+    throw IoError("cannot decode image " + name + ": header says " + std::to_string(width) + "x" +
+                  std::to_string(height) + ", decoder produced " + std::to_string(w) + "x" +
+                  std::to_string(h));
+  }
+  GrayImage image{w, h, std::vector<uint8_t>(pixels)};
+  for (size_t i = 0; i < pixels; ++i) {
+    const unsigned gray = decoded.p[2 * i], alpha = decoded.p[2 * i + 1];
+    // gray * a + 255 * (1 - a), rounded.
+    image.pixels[i] = static_cast<uint8_t>((gray * alpha + 255u * (255u - alpha) + 127u) / 255u);
+  }
+  return image;
+}
+
+GrayImage load_image(const std::filesystem::path& path, size_t max_pixels) {
+  const std::vector<uint8_t> bytes = read_file_bytes(path, kMaxImageFileBytes);
+  return decode_image(bytes, path.string(), max_pixels);
+}
+
+GrayImage resize_gray(const GrayImage& image, int width, int height) {
+  if (width <= 0 || height <= 0) {
+    throw std::invalid_argument("resize_gray: target size " + std::to_string(width) + "x" +
+                                std::to_string(height) + " is not positive");
+  }
+  if (image.width <= 0 || image.height <= 0 ||
+      image.pixels.size() != static_cast<size_t>(image.width) * image.height) {
+    throw std::invalid_argument("resize_gray: source image " + std::to_string(image.width) + "x" +
+                                std::to_string(image.height) + " with " +
+                                std::to_string(image.pixels.size()) + " pixels is inconsistent");
+  }
+  const std::vector<Taps> x_taps = axis_taps(image.width, width);
+  const std::vector<Taps> y_taps = axis_taps(image.height, height);
+
+  // Horizontal pass into floats (source rows x target columns), then vertical with rounding.
+  std::vector<float> rows(static_cast<size_t>(image.height) * width);
+  for (int y = 0; y < image.height; ++y) {
+    const uint8_t* src = image.pixels.data() + static_cast<size_t>(y) * image.width;
+    for (int x = 0; x < width; ++x) {
+      const Taps& t = x_taps[x];
+      float sum = 0.0f;
+      for (size_t k = 0; k < t.weights.size(); ++k) sum += t.weights[k] * src[t.first + k];
+      rows[static_cast<size_t>(y) * width + x] = sum;
+    }
+  }
+  GrayImage out{width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height)};
+  for (int y = 0; y < height; ++y) {
+    const Taps& t = y_taps[y];
+    for (int x = 0; x < width; ++x) {
+      float sum = 0.0f;
+      for (size_t k = 0; k < t.weights.size(); ++k) {
+        sum += t.weights[k] * rows[(t.first + k) * width + x];
+      }
+      out.pixels[static_cast<size_t>(y) * width + x] =
+          static_cast<uint8_t>(std::clamp(std::lround(sum), 0L, 255L));
+    }
+  }
+  return out;
+}
+
+bool has_light_background(const GrayImage& image) {
+  if (image.width <= 0 || image.height <= 0) return false;
+  uint64_t sum = 0, n = 0;
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      if (y == 0 || y == image.height - 1 || x == 0 || x == image.width - 1) {
+        sum += image.at(x, y);
+        ++n;
+      }
+    }
+  }
+  return sum > 127 * n;
+}
+
+std::vector<uint8_t> prepare_for_model(const GrayImage& image, int width, int height,
+                                       Invert invert) {
+  // Decided on the source image: its border has the most pixels to judge the paper by.
+  const bool do_invert =
+      invert == Invert::kYes || (invert == Invert::kAuto && has_light_background(image));
+  GrayImage resized = resize_gray(image, width, height);
+  if (do_invert) {
+    for (uint8_t& v : resized.pixels) v = static_cast<uint8_t>(255 - v);
+  }
+  return std::move(resized.pixels);
+}
+
+std::vector<uint8_t> encode_image(std::span<const uint8_t> pixels, int width, int height,
+                                  int channels, ImageFormat format, int jpeg_quality) {
+  if (width <= 0 || height <= 0 || channels < 1 || channels > 4 ||
+      pixels.size() != static_cast<size_t>(width) * height * channels) {
+    throw std::invalid_argument("encode_image: " + std::to_string(pixels.size()) +
+                                " bytes do not hold a " + std::to_string(width) + "x" +
+                                std::to_string(height) + " image with " +
+                                std::to_string(channels) + " channels");
+  }
+  std::vector<uint8_t> out;
+  auto append = [](void* context, void* data, int size) {
+    auto* bytes = static_cast<std::vector<uint8_t>*>(context);
+    const auto* p = static_cast<const uint8_t*>(data);
+    bytes->insert(bytes->end(), p, p + size);
+  };
+  int ok = 0;
+  switch (format) {
+    case ImageFormat::kPng:
+      ok = stbi_write_png_to_func(append, &out, width, height, channels, pixels.data(),
+                                  width * channels);
+      break;
+    case ImageFormat::kBmp:
+      ok = stbi_write_bmp_to_func(append, &out, width, height, channels, pixels.data());
+      break;
+    case ImageFormat::kJpeg:
+      ok = stbi_write_jpg_to_func(append, &out, width, height, channels, pixels.data(),
+                                  jpeg_quality);
+      break;
+  }
+  if (!ok) throw IoError("encode_image: stb_image_write failed");
+  return out;
+}
+
+}  // namespace simdnn
