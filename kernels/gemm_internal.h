@@ -1,0 +1,58 @@
+// Internal to the GEMM: the plan shared between the threading layer (gemm.cc, HWY_ONCE part)
+// and the per-target kernels (gemm-inl.h), and the argument checks shared with gemm_ref.
+#pragma once
+
+#include <cstdint>
+
+#include "simdnn/gemm.h"
+
+namespace simdnn::detail {
+
+// Register tile and cache blocking chosen by one SIMD target for one problem shape.
+// Packed A is mc x kc in mr-tall panels; packed B is kc x nc in nr-wide strips.
+struct GemmPlan {
+  int64_t mr = 0;      // rows of the register tile
+  int64_t nr = 0;      // columns of the register tile (a multiple of the vector length)
+  int64_t kc_max = 0;  // depth of a packed block (L1: one kc x nr strip of B stays resident)
+  int64_t mc_max = 0;  // rows of a packed A block (L2)
+  int64_t nc_max = 0;  // columns of a packed B panel (L3 share)
+};
+
+// Where the kc x n slice of op(B) that a compute call reads lives: strip s (nr columns) starts
+// at base + s * strip_stride and row p of it at + p * k_stride. Packed: k_stride = nr and
+// strip_stride = kc * nr; read straight from a row-major B: k_stride = ldb, strip_stride = nr.
+struct GemmBView {
+  const float* base;
+  int64_t strip_stride;
+  int64_t k_stride;
+};
+
+// The per-target entry points, taken together from one target so that a call never mixes
+// the tile of one target with the kernel of another.
+struct GemmKernels {
+  // Register tile and blocking for an m x n x k problem.
+  void (*plan)(int64_t m, int64_t n, int64_t k, GemmPlan* plan);
+  // Packs strips [strip_begin, strip_end) of op(B)[p0 : p0+kc, j0 : j0+nc] into bp (strip s at
+  // bp + s * kc * nr), zero-padding the columns past nc.
+  void (*pack_b)(const GemmPlan& plan, bool trans_b, const float* b, int64_t ldb, int64_t p0,
+                 int64_t kc, int64_t j0, int64_t nc, int64_t strip_begin, int64_t strip_end,
+                 float* bp);
+  // Packs op(A)[i0 : i0+mc, p0 : p0+kc] into ap (needs round_up(mc, mr) * kc floats), then for
+  // strips [strip_begin, strip_end) of the B view updates C[i0 : i0+mc, j0 + s*nr ...] (columns
+  // below j0 + nc): C = alpha * A*B + beta * C, not reading C when beta == 0.
+  void (*compute)(const GemmPlan& plan, bool trans_a, const float* a, int64_t lda, int64_t i0,
+                  int64_t mc, int64_t p0, int64_t kc, const GemmBView& b, int64_t j0, int64_t nc,
+                  int64_t strip_begin, int64_t strip_end, float alpha, float beta, float* c,
+                  int64_t ldc, float* ap);
+};
+
+// Throws std::invalid_argument naming the offending argument (prefix `fn`, e.g. "gemm").
+void check_gemm_args(const char* fn, Transpose trans_a, Transpose trans_b, int64_t m, int64_t n,
+                     int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                     const float* c, int64_t ldc);
+
+// C = beta * C for the m x n block (C = 0 without reading it when beta == 0): what the
+// product reduces to when k == 0 or alpha == 0.
+void scale_c(int64_t m, int64_t n, float beta, float* c, int64_t ldc);
+
+}  // namespace simdnn::detail

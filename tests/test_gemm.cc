@@ -1,0 +1,274 @@
+// GEMM: every SIMD target against the double-accumulating reference, over ragged shapes, all
+// transpose cases, strides, alpha/beta, NaN in C, the MLP training shapes and thread counts.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "simdnn/gemm.h"
+#include "test_util.h"
+
+namespace {
+
+using simdnn::Transpose;
+using simdnn::test::for_each_simd_target;
+using simdnn::test::random_floats;
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kPad = -12345.0f;  // sentinel in the padding of C: must survive every call
+
+const char* name(Transpose t) { return t == Transpose::kYes ? "T" : "N"; }
+
+// One problem with its stored operands (leading dimensions may exceed the row length), the
+// reference result and a per-element error bound.
+struct GemmCase {
+  Transpose ta = Transpose::kNo, tb = Transpose::kNo;
+  int64_t m = 0, n = 0, k = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  float alpha = 1.0f, beta = 0.0f;
+  std::vector<float> a, b, c0, expected, bound;
+
+  GemmCase(Transpose ta_, Transpose tb_, int64_t m_, int64_t n_, int64_t k_, float alpha_,
+           float beta_, int64_t pad_a = 0, int64_t pad_b = 0, int64_t pad_c = 0,
+           uint64_t seed = 1)
+      : ta(ta_), tb(tb_), m(m_), n(n_), k(k_), alpha(alpha_), beta(beta_) {
+    const bool trans_a = ta == Transpose::kYes, trans_b = tb == Transpose::kYes;
+    const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+    const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+    lda = a_cols + pad_a;
+    ldb = b_cols + pad_b;
+    ldc = n + pad_c;
+    // Padding of A and B holds NaN: reading it would poison the result.
+    a = random_floats(static_cast<size_t>(a_rows * lda), seed * 3 + 1);
+    b = random_floats(static_cast<size_t>(b_rows * ldb), seed * 3 + 2);
+    for (int64_t r = 0; r < a_rows; ++r)
+      for (int64_t j = a_cols; j < lda; ++j) a[r * lda + j] = kNaN;
+    for (int64_t r = 0; r < b_rows; ++r)
+      for (int64_t j = b_cols; j < ldb; ++j) b[r * ldb + j] = kNaN;
+    c0 = random_floats(static_cast<size_t>(m * ldc), seed * 3 + 3);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = n; j < ldc; ++j) c0[i * ldc + j] = kPad;
+    if (beta == 0.0f) {
+      // beta == 0 must not read C: NaN there must not reach the result.
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) c0[i * ldc + j] = kNaN;
+    }
+
+    expected = c0;
+    simdnn::gemm_ref(ta, tb, m, n, k, alpha, data(a), lda, data(b), ldb, beta, data(expected),
+                     ldc);
+    // Bound: the float result may differ from the exact one by about k roundings of the
+    // partial sums, each at most eps * sum |a||b|, plus the scaling by alpha and beta.
+    std::vector<float> abs_a(a.size()), abs_b(b.size());
+    for (size_t i = 0; i < a.size(); ++i) abs_a[i] = std::isnan(a[i]) ? 0.0f : std::fabs(a[i]);
+    for (size_t i = 0; i < b.size(); ++i) abs_b[i] = std::isnan(b[i]) ? 0.0f : std::fabs(b[i]);
+    bound.assign(static_cast<size_t>(m * ldc), 0.0f);
+    simdnn::gemm_ref(ta, tb, m, n, k, 1.0f, data(abs_a), lda, data(abs_b), ldb, 0.0f,
+                     data(bound), ldc);
+    const float eps = std::numeric_limits<float>::epsilon();
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        const float prior = beta == 0.0f ? 0.0f : std::fabs(beta * c0[i * ldc + j]);
+        float& e = bound[i * ldc + j];
+        e = 2.0f * eps * (static_cast<float>(k + 2) * std::fabs(alpha) * e + 2.0f * prior) +
+            1e-30f;
+      }
+    }
+  }
+
+  static const float* data(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
+  static float* data(std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
+
+  std::vector<float> run(int threads) const {
+    std::vector<float> c = c0;
+    simdnn::gemm(ta, tb, m, n, k, alpha, data(a), lda, data(b), ldb, beta, data(c), ldc,
+                 threads);
+    return c;
+  }
+
+  // Checks c against the reference within the bound, and the padding of C untouched.
+  // Returns the number of bad elements (reports the first few).
+  int check(const std::vector<float>& c) const {
+    int bad = 0;
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < ldc; ++j) {
+        const float got = c[i * ldc + j];
+        const float want = expected[i * ldc + j];
+        const bool ok = j < n ? std::fabs(got - want) <= bound[i * ldc + j] : got == kPad;
+        if (!ok && ++bad <= 3) {
+          INFO(describe(), " at (", i, ", ", j, "): got ", got, " want ", want, " tol ",
+               j < n ? bound[i * ldc + j] : 0.0f);
+          CHECK(ok);
+        }
+      }
+    }
+    if (bad > 0) {
+      INFO(describe(), ": ", bad, " bad elements");
+      CHECK(bad == 0);
+    }
+    return bad;
+  }
+
+  std::string describe() const {
+    return std::string(name(ta)) + name(tb) + " m=" + std::to_string(m) +
+           " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+           " lda=" + std::to_string(lda) + " ldb=" + std::to_string(ldb) +
+           " ldc=" + std::to_string(ldc) + " alpha=" + std::to_string(alpha) +
+           " beta=" + std::to_string(beta);
+  }
+};
+
+const Transpose kTrans[] = {Transpose::kNo, Transpose::kYes};
+
+// Builds the cases once (the reference is target-independent), then checks every target.
+void check_all_targets(const std::vector<GemmCase>& cases, int threads = 1) {
+  for_each_simd_target([&](const std::string&) {
+    int failures = 0;
+    for (const GemmCase& gc : cases) {
+      if (gc.check(gc.run(threads)) > 0 && ++failures > 5) {
+        FAIL("too many failing shapes");
+      }
+    }
+  });
+}
+
+}  // namespace
+
+TEST_CASE("gemm: ragged m and n around the AVX-512 (12x32) and AVX2 (6x16) tiles") {
+  std::vector<GemmCase> cases;
+  uint64_t seed = 10;
+  for (Transpose ta : kTrans) {
+    for (Transpose tb : kTrans) {
+      // m in 0..2*12+1 against n just below, at and above the narrow and wide tiles.
+      for (int64_t m = 0; m <= 25; ++m) {
+        for (int64_t n : {1, 7, 16, 17, 33}) {
+          for (int64_t k : {1, 3, 17}) {
+            cases.emplace_back(ta, tb, m, n, k, 1.0f, 0.0f, 0, 0, 0, ++seed);
+          }
+        }
+      }
+      // n in 0..2*32+1 (covers 2*16+1 too) with m below, at and above one tile row.
+      for (int64_t n = 0; n <= 65; ++n) {
+        for (int64_t m : {1, 6, 13}) {
+          cases.emplace_back(ta, tb, m, n, 5, 1.0f, 0.0f, 0, 0, 0, ++seed);
+        }
+      }
+    }
+  }
+  check_all_targets(cases);
+}
+
+TEST_CASE("gemm: depth around the kc block (256), strides and alpha/beta") {
+  std::vector<GemmCase> cases;
+  uint64_t seed = 1000;
+  for (Transpose ta : kTrans) {
+    for (Transpose tb : kTrans) {
+      for (int64_t k : {0, 1, 3, 255, 256, 257, 512, 784}) {
+        cases.emplace_back(ta, tb, 13, 35, k, 1.0f, 0.0f, 0, 0, 0, ++seed);
+      }
+      // Prime paddings of every leading dimension, with every alpha and beta.
+      for (float alpha : {1.0f, -0.5f, 0.0f}) {
+        for (float beta : {0.0f, 1.0f, 0.7f}) {
+          cases.emplace_back(ta, tb, 29, 37, 41, alpha, beta, 7, 11, 13, ++seed);
+          cases.emplace_back(ta, tb, 5, 3, 300, alpha, beta, 3, 5, 2, ++seed);
+        }
+      }
+    }
+  }
+  // Wider than one packed B panel (nc = 3072), and taller than one A block (mc = 480).
+  cases.emplace_back(Transpose::kNo, Transpose::kNo, 3, 3100, 2, 1.0f, 0.7f, 0, 0, 0, 77);
+  cases.emplace_back(Transpose::kYes, Transpose::kYes, 1000, 9, 3, -0.5f, 1.0f, 1, 2, 3, 78);
+  check_all_targets(cases);
+}
+
+namespace {
+
+// The MLP training GEMMs (784-128-10) at one batch size.
+std::vector<GemmCase> mlp_cases(int64_t batch, float beta) {
+  const Transpose N = Transpose::kNo, T = Transpose::kYes;
+  std::vector<GemmCase> cases;
+  cases.emplace_back(N, N, batch, 128, 784, 1.0f, beta);   // X * W1
+  cases.emplace_back(N, N, batch, 10, 128, 1.0f, beta);    // H * W2
+  cases.emplace_back(T, N, 784, 128, batch, 1.0f, beta);   // dW1 = X^T * dY1
+  cases.emplace_back(N, T, batch, 784, 128, 1.0f, beta);   // dX = dY1 * W1^T
+  cases.emplace_back(T, N, 128, 10, batch, 1.0f, beta);    // dW2 = H^T * dY2
+  cases.emplace_back(N, T, batch, 128, 10, 1.0f, beta);    // dH = dY2 * W2^T
+  return cases;
+}
+
+}  // namespace
+
+TEST_CASE("gemm: MLP training shapes at batch 32 and 256") {
+  for (int64_t batch : {32, 256}) {
+    CAPTURE(batch);
+    check_all_targets(mlp_cases(batch, batch == 32 ? 0.0f : 1.0f), 1);
+    check_all_targets(mlp_cases(batch, 0.0f), 2);
+  }
+}
+
+TEST_CASE("gemm: 1 and 2 threads give bit-identical results on every target") {
+  std::vector<GemmCase> cases = mlp_cases(256, 1.0f);
+  const Transpose N = Transpose::kNo, T = Transpose::kYes;
+  cases.emplace_back(N, N, 301, 277, 263, -0.5f, 0.7f, 3, 5, 7, 5);
+  cases.emplace_back(T, T, 37, 611, 389, 1.0f, 0.0f, 0, 0, 0, 6);
+  cases.emplace_back(N, T, 500, 40, 150, 1.0f, 0.0f, 0, 0, 0, 7);
+  for_each_simd_target([&](const std::string&) {
+    for (const GemmCase& gc : cases) {
+      CAPTURE(gc.describe());
+      const std::vector<float> one = gc.run(1);
+      const std::vector<float> two = gc.run(2);
+      CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
+    }
+  });
+}
+
+TEST_CASE("gemm: invalid arguments throw naming the argument") {
+  std::vector<float> a(64, 1.0f), b(64, 1.0f), c(64, 0.0f);
+  const Transpose N = Transpose::kNo, T = Transpose::kYes;
+  using Fn = void (*)(Transpose, Transpose, int64_t, int64_t, int64_t, float, const float*,
+                      int64_t, const float*, int64_t, float, float*, int64_t, int);
+  for (Fn fn : {static_cast<Fn>(&simdnn::gemm), static_cast<Fn>(&simdnn::gemm_ref)}) {
+    auto message = [&](auto&& call) -> std::string {
+      try {
+        call();
+      } catch (const std::invalid_argument& e) {
+        return e.what();
+      }
+      return "(no exception)";
+    };
+    auto contains = [](const std::string& s, const std::string& part) {
+      INFO(s);
+      CHECK(s.find(part) != std::string::npos);
+    };
+    contains(message([&] { fn(N, N, -1, 2, 2, 1, a.data(), 2, b.data(), 2, 0, c.data(), 2, 1); }),
+             "m (-1) is negative");
+    contains(message([&] { fn(N, N, 2, -3, 2, 1, a.data(), 2, b.data(), 2, 0, c.data(), 2, 1); }),
+             "n (-3) is negative");
+    contains(message([&] { fn(N, N, 2, 2, -4, 1, a.data(), 2, b.data(), 2, 0, c.data(), 2, 1); }),
+             "k (-4) is negative");
+    contains(message([&] { fn(N, N, 2, 3, 7, 1, a.data(), 5, b.data(), 3, 0, c.data(), 3, 1); }),
+             "lda (5) is smaller than the stored row length k (7)");
+    contains(message([&] { fn(T, N, 6, 3, 2, 1, a.data(), 5, b.data(), 3, 0, c.data(), 3, 1); }),
+             "lda (5) is smaller than the stored row length m (6)");
+    contains(message([&] { fn(N, N, 2, 3, 2, 1, a.data(), 2, b.data(), 2, 0, c.data(), 3, 1); }),
+             "ldb (2) is smaller than the stored row length n (3)");
+    contains(message([&] { fn(N, T, 2, 3, 4, 1, a.data(), 4, b.data(), 3, 0, c.data(), 3, 1); }),
+             "ldb (3) is smaller than the stored row length k (4)");
+    contains(message([&] { fn(N, N, 2, 3, 2, 1, a.data(), 2, b.data(), 3, 0, c.data(), 2, 1); }),
+             "ldc (2) is smaller than the stored row length n (3)");
+    contains(message([&] { fn(N, N, 2, 3, 2, 1, nullptr, 2, b.data(), 3, 0, c.data(), 3, 1); }),
+             "a is null");
+    contains(message([&] { fn(N, N, 2, 3, 2, 1, a.data(), 2, nullptr, 3, 0, c.data(), 3, 1); }),
+             "b is null");
+    contains(message([&] { fn(N, N, 2, 3, 2, 1, a.data(), 2, b.data(), 3, 0, nullptr, 3, 1); }),
+             "c is null");
+    // Empty operands may be null.
+    CHECK_NOTHROW(fn(N, N, 0, 0, 0, 1, nullptr, 0, nullptr, 0, 0, nullptr, 0, 1));
+    CHECK_NOTHROW(fn(N, N, 2, 3, 0, 1, nullptr, 0, nullptr, 3, 0, c.data(), 3, 1));
+  }
+}
