@@ -21,7 +21,7 @@ namespace {
 
 std::string stb_reason() {
   const char* reason = stbi_failure_reason();
-  return reason ? reason : "unknown reason";
+  return std::string("stb_image: ") + (reason ? reason : "no reason given");
 }
 
 // stb frees with free(); this owns what stbi_load_* returns.
@@ -91,7 +91,8 @@ GrayImage decode_image(std::span<const uint8_t> bytes, std::string_view name_for
   int w = 0, h = 0, source_channels = 0;
   decoded.p = stbi_load_from_memory(data, length, &w, &h, &source_channels, 2);
   if (!decoded.p) {
-    throw IoError("cannot decode image " + name + ": " + stb_reason());
+    throw IoError("cannot decode image " + name + ": corrupt or truncated image data (" +
+                  stb_reason() + ")");
   }
   if (w != width || h != height) {
     throw IoError("cannot decode image " + name + ": header says " + std::to_string(width) + "x" +
