@@ -1,0 +1,78 @@
+// The optimizer classes: bias correction, state handling, and Keras semantics.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "simdnn/optimizer.h"
+
+using simdnn::Parameter;
+using simdnn::Shape;
+
+TEST_CASE("Adam: three steps match the textbook formula in double") {
+  Parameter p("w", Shape{3});
+  p.value[0] = 0.5f;
+  p.value[1] = -1.0f;
+  p.value[2] = 2.0f;
+  simdnn::Adam adam;  // Keras defaults
+  std::vector<Parameter*> params = {&p};
+  double w[3] = {0.5, -1.0, 2.0}, m[3] = {}, v[3] = {};
+  const double grads[3][3] = {{0.1, -0.2, 0.0}, {0.3, 0.1, -0.05}, {-0.2, 0.4, 1e-3}};
+  for (int t = 1; t <= 3; ++t) {
+    for (int i = 0; i < 3; ++i) p.grad[i] = static_cast<float>(grads[t - 1][i]);
+    p.has_grad = true;
+    adam.step(params);
+    for (int i = 0; i < 3; ++i) {
+      const double g = static_cast<float>(grads[t - 1][i]);
+      m[i] = 0.9 * m[i] + 0.1 * g;
+      v[i] = 0.999 * v[i] + 0.001 * g * g;
+      const double mh = m[i] / (1 - std::pow(0.9, t)), vh = v[i] / (1 - std::pow(0.999, t));
+      w[i] -= 1e-3 * mh / (std::sqrt(vh) + 1e-7);
+      CHECK(p.value[i] == doctest::Approx(w[i]).epsilon(1e-6));
+    }
+  }
+  CHECK(adam.steps() == 3);
+  // First step moves each weight by lr * sign(g) (g != 0): bias correction makes m̂/√v̂ = ±1.
+  Parameter q("q", Shape{1});
+  simdnn::Adam fresh;
+  std::vector<Parameter*> qp = {&q};
+  q.grad[0] = -7.0f;
+  q.has_grad = true;
+  fresh.step(qp);
+  CHECK(q.value[0] == doctest::Approx(1e-3).epsilon(1e-5));
+}
+
+TEST_CASE("AdamW decays weights decoupled from the gradient; SGD momentum is Keras'") {
+  Parameter p("w", Shape{1});
+  p.value[0] = 2.0f;
+  auto adamw = simdnn::make_adamw({.learning_rate = 0.1f, .weight_decay = 0.5f});
+  std::vector<Parameter*> params = {&p};
+  p.zero_grad();  // zero gradient: only the decay acts
+  adamw->step(params);
+  CHECK(p.value[0] == doctest::Approx(2.0 * (1 - 0.1 * 0.5)));
+  CHECK(adamw->name() == "adamw");
+
+  Parameter s("s", Shape{1});
+  s.value[0] = 1.0f;
+  simdnn::Sgd sgd({.learning_rate = 0.1f, .momentum = 0.9f});
+  std::vector<Parameter*> sp = {&s};
+  s.grad[0] = 1.0f;
+  s.has_grad = true;
+  sgd.step(sp);  // v = -0.1, w = 0.9
+  CHECK(s.value[0] == doctest::Approx(0.9));
+  sgd.step(sp);  // v = 0.9 * -0.1 - 0.1 = -0.19, w = 0.71
+  CHECK(s.value[0] == doctest::Approx(0.71));
+}
+
+TEST_CASE("optimizer state follows the parameters it was created for") {
+  Parameter a("a", Shape{2, 2}), b("b", Shape{3});
+  simdnn::Adam adam;
+  std::vector<Parameter*> params = {&a, &b};
+  auto state = adam.state(params);
+  REQUIRE(state.size() == 4);
+  CHECK(state[0].first == "a.m");
+  CHECK(state[3].first == "b.v");
+  Parameter c("c", Shape{5});
+  std::vector<Parameter*> other = {&a, &c};
+  CHECK_THROWS_AS(adam.step(other), std::invalid_argument);
+}
