@@ -1,0 +1,111 @@
+// The model file: round trip with identical predictions, and validation of what is loaded.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "io_test_support.h"
+#include "simdnn/model.h"
+#include "simdnn/safetensors.h"
+#include "test_util.h"
+
+using simdnn::Tensor;
+
+namespace {
+
+simdnn::Model small_model(uint64_t seed) {
+  simdnn::ModelInfo info;
+  info.input_height = 4;
+  info.input_width = 5;
+  info.class_names = {"a", "b", "c"};
+  info.version = "test-1";
+  simdnn::Rng rng(seed);
+  return simdnn::Model::mlp(info, {7, 6}, simdnn::Activation::kRelu, 3, rng);
+}
+
+Tensor random_input(size_t rows, size_t cols, uint64_t seed) {
+  Tensor x({rows, cols});
+  auto v = simdnn::test::random_floats(x.size(), seed, 0.0f, 1.0f);
+  std::copy(v.begin(), v.end(), x.data());
+  return x;
+}
+
+std::string load_error(const simdnn::SafetensorsFile& file) {
+  try {
+    simdnn::model_from_safetensors(file, "m.safetensors");
+  } catch (const simdnn::IoError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("model file: round trip keeps metadata and gives identical predictions") {
+  simdnn::test::TempDir dir("model-roundtrip");
+  simdnn::Model model = small_model(5);
+  simdnn::save_model(dir / "m.safetensors", model);
+  simdnn::Model loaded = simdnn::load_model(dir / "m.safetensors");
+  CHECK(loaded.info().input_height == 4);
+  CHECK(loaded.info().input_width == 5);
+  CHECK(loaded.info().class_names == model.info().class_names);
+  CHECK(loaded.info().version == "test-1");
+  CHECK(loaded.info().pixel_scale == model.info().pixel_scale);
+  REQUIRE(loaded.layers().size() == 3);
+  CHECK(loaded.layers()[1].units == 6);
+  CHECK(loaded.layers()[2].activation == simdnn::Activation::kSoftmax);
+  Tensor x = random_input(9, 20, 1);
+  const Tensor& a = model.predict(x, 1);
+  const Tensor& b = loaded.predict(x, 1);
+  REQUIRE(a.shape() == b.shape());
+  for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == b[i]);
+  // Probabilities: rows sum to 1.
+  for (size_t r = 0; r < a.rows(); ++r) {
+    double s = 0;
+    for (float p : a.row(r)) s += p;
+    CHECK(s == doctest::Approx(1.0).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("model file: architecture and shapes are validated") {
+  simdnn::Model model = small_model(6);
+  SUBCASE("wrong shape") {
+    auto f = simdnn::model_to_safetensors(model);
+    f.tensors[0].second = Tensor({21, 7});
+    std::string msg = load_error(f);
+    CHECK(msg.find("m.safetensors") != std::string::npos);
+    CHECK(msg.find("dense_0.weight") != std::string::npos);
+    CHECK(msg.find("[21, 7]") != std::string::npos);
+  }
+  SUBCASE("missing tensor") {
+    auto f = simdnn::model_to_safetensors(model);
+    f.tensors.pop_back();
+    CHECK(load_error(f).find("missing tensor \"dense_2.bias\"") != std::string::npos);
+  }
+  SUBCASE("unexpected tensor") {
+    auto f = simdnn::model_to_safetensors(model);
+    f.tensors.emplace_back("extra", Tensor({2}));
+    CHECK(load_error(f).find("unexpected tensor \"extra\"") != std::string::npos);
+  }
+  SUBCASE("bad metadata") {
+    auto f = simdnn::model_to_safetensors(model);
+    f.metadata["layers"] = "[{\"units\": 7}]";
+    CHECK(load_error(f).find("architecture") != std::string::npos);
+    f = simdnn::model_to_safetensors(model);
+    f.metadata["input_width"] = "-3";
+    CHECK(load_error(f).find("input_width") != std::string::npos);
+    f = simdnn::model_to_safetensors(model);
+    f.metadata["format"] = "other";
+    CHECK(load_error(f).find("format") != std::string::npos);
+    f = simdnn::model_to_safetensors(model);
+    f.metadata["class_names"] = "[\"only-one\"]";
+    CHECK(load_error(f).find("class names") != std::string::npos);
+    f = simdnn::model_to_safetensors(model);
+    f.metadata["layers"] = "[{\"units\": 7, \"activation\": \"swish\"}]";
+    CHECK(load_error(f).find("swish") != std::string::npos);
+  }
+  SUBCASE("checkpoint state is ignored by the model loader") {
+    auto f = simdnn::model_to_safetensors(model);
+    f.tensors.emplace_back("training.dense_0.weight.m", Tensor({20, 7}));
+    CHECK(load_error(f).empty());
+  }
+}
