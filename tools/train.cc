@@ -192,6 +192,14 @@ Resumed restore_checkpoint(const std::filesystem::path& path, simdnn::Model& mod
     throw simdnn::IoError(name + ": bad checkpoint \"training\" metadata: " + e.what());
   }
   simdnn::Model restored = simdnn::model_from_safetensors(file, name);
+  const simdnn::ModelInfo& saved = restored.info();
+  if (saved.input_height != model.info().input_height ||
+      saved.input_width != model.info().input_width) {
+    throw UsageError("--resume " + name + ": the checkpoint's model takes " +
+                     std::to_string(saved.input_height) + "x" + std::to_string(saved.input_width) +
+                     " images, the data has " + std::to_string(model.info().input_height) + "x" +
+                     std::to_string(model.info().input_width));
+  }
   if (restored.layers().size() != model.layers().size()) {
     throw UsageError("--resume " + name + ": architecture differs from this run");
   }
@@ -256,9 +264,6 @@ int run(const Options& o) {
   int first_epoch = 1;
   if (!o.resume.empty()) {
     Resumed r = restore_checkpoint(o.resume, model, *optimizer, rng, config);
-    if (model.info().input_size() != features) {
-      throw UsageError("--resume " + o.resume + ": model input does not match the data");
-    }
     first_epoch = r.epochs_done + 1;
     if (!o.json) std::printf("resumed from %s after epoch %d\n", o.resume.c_str(), r.epochs_done);
   }
