@@ -1,0 +1,153 @@
+// One training epoch of the default model (784 -> 128 ReLU -> 10 softmax, Adam) at batch 32
+// and 256 on 1 and 2 threads, and the same epoch's work split into its parts:
+//   Epoch/...       the whole training step loop over 60,000 samples (training only, no eval)
+//   GemmOnly/...    just the GEMMs of those steps (forward X·W1, H·W2; backward dW1, dW2, dH)
+//   AdamOnly/...    just the optimizer updates (one per step over 101,770 parameters)
+// "other" (bias, ReLU, softmax/CE, batching) is Epoch - GemmOnly - AdamOnly.
+// Uses Fashion-MNIST from /usr/share/datasets/fashion-mnist when present (SIMDNN_DATA to
+// override), random pixels otherwise: the timing does not depend on the pixel values.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <numeric>
+#include <vector>
+
+#include "simdnn/gemm.h"
+#include "simdnn/idx.h"
+#include "simdnn/model.h"
+#include "simdnn/optimizer.h"
+#include "simdnn/optimizer_kernels.h"
+#include "simdnn/threading.h"
+#include "simdnn/training.h"
+
+namespace {
+
+constexpr size_t kFeatures = 784, kHidden = 128, kClasses = 10;
+// Forward 2·B·(784·128 + 128·10) + backward dW1, dW2, dH: 2·B·(784·128 + 2·128·10) per batch.
+constexpr double kFlopsPerSample = 2.0 * (2.0 * kFeatures * kHidden + 3.0 * kHidden * kClasses);
+
+struct TrainData {
+  std::vector<uint8_t> pixels, labels;
+  size_t count = 0;
+};
+
+const TrainData& train_data() {
+  static const TrainData data = [] {
+    TrainData d;
+    const char* env = std::getenv("SIMDNN_DATA");
+    const std::filesystem::path dir = env ? env : "/usr/share/datasets/fashion-mnist";
+    try {
+      simdnn::Dataset ds = simdnn::load_mnist_dir(dir, "train");
+      d.pixels = std::move(ds.images.pixels);
+      d.labels = std::move(ds.labels.labels);
+      d.count = ds.images.count;
+    } catch (const std::exception&) {
+      simdnn::Rng rng(1);
+      d.count = 60000;
+      d.pixels.resize(d.count * kFeatures);
+      d.labels.resize(d.count);
+      for (auto& p : d.pixels) p = static_cast<uint8_t>(rng.below(256));
+      for (auto& l : d.labels) l = static_cast<uint8_t>(rng.below(kClasses));
+    }
+    return d;
+  }();
+  return data;
+}
+
+void set_counters(benchmark::State& state, size_t samples) {
+  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(samples),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(samples * kFlopsPerSample * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void Epoch(benchmark::State& state) {
+  const size_t batch = static_cast<size_t>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  const TrainData& d = train_data();
+  simdnn::set_num_threads(threads);
+  simdnn::Rng rng(1);
+  simdnn::Model model =
+      simdnn::Model::mlp({}, {kHidden}, simdnn::Activation::kRelu, kClasses, rng);
+  simdnn::Adam adam;
+  simdnn::Tape tape(threads);
+  std::vector<uint32_t> order(d.count);
+  simdnn::Tensor x;
+  std::vector<int32_t> labels;
+  for (auto _ : state) {
+    std::iota(order.begin(), order.end(), 0u);
+    rng.shuffle(order);
+    for (size_t s = 0; s < d.count; s += batch) {
+      std::span<const uint32_t> idx(order.data() + s, std::min(batch, d.count - s));
+      simdnn::gather_batch(d.pixels, kFeatures, idx, 1.0f / 255.0f, x);
+      simdnn::gather_labels(d.labels, idx, labels);
+      simdnn::train_step(model.network(), tape, adam, x, labels);
+    }
+  }
+  set_counters(state, d.count);
+}
+
+void GemmOnly(benchmark::State& state) {
+  const int64_t batch = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  const int64_t count = static_cast<int64_t>(train_data().count);
+  simdnn::set_num_threads(threads);
+  std::vector<float> x(batch * kFeatures, 0.5f), w1(kFeatures * kHidden, 0.01f),
+      h(batch * kHidden), w2(kHidden * kClasses, 0.01f), z(batch * kClasses),
+      dz(batch * kClasses, 0.1f), dh(batch * kHidden), dw1(kFeatures * kHidden),
+      dw2(kHidden * kClasses);
+  using simdnn::gemm;
+  const auto N = simdnn::Transpose::kNo, T = simdnn::Transpose::kYes;
+  for (auto _ : state) {
+    for (int64_t s = 0; s < count; s += batch) {
+      const int64_t b = std::min(batch, count - s);
+      gemm(N, N, b, kHidden, kFeatures, 1, x.data(), kFeatures, w1.data(), kHidden, 0, h.data(),
+           kHidden, threads);
+      gemm(N, N, b, kClasses, kHidden, 1, h.data(), kHidden, w2.data(), kClasses, 0, z.data(),
+           kClasses, threads);
+      gemm(T, N, kHidden, kClasses, b, 1, h.data(), kHidden, dz.data(), kClasses, 0, dw2.data(),
+           kClasses, threads);
+      gemm(N, T, b, kHidden, kClasses, 1, dz.data(), kClasses, w2.data(), kClasses, 0,
+           dh.data(), kHidden, threads);
+      gemm(T, N, kFeatures, kHidden, b, 1, x.data(), kFeatures, dh.data(), kHidden, 0,
+           dw1.data(), kHidden, threads);
+    }
+    benchmark::DoNotOptimize(dw1.data());
+  }
+  set_counters(state, static_cast<size_t>(count));
+}
+
+void AdamOnly(benchmark::State& state) {
+  const size_t batch = static_cast<size_t>(state.range(0));
+  const size_t steps = (train_data().count + batch - 1) / batch;
+  simdnn::enable_flush_to_zero();
+  const size_t n = kFeatures * kHidden + kHidden + kHidden * kClasses + kClasses;
+  std::vector<float> w(n, 0.1f), g(n, 1e-3f), m(n, 0.0f), v(n, 0.0f);
+  simdnn::AdamStepParams p;
+  for (auto _ : state) {
+    for (size_t s = 0; s < steps; ++s) simdnn::adam_step(n, w.data(), g.data(), m.data(), v.data(), p);
+    benchmark::DoNotOptimize(w.data());
+  }
+  set_counters(state, train_data().count);
+}
+
+void Args(benchmark::internal::Benchmark* b) {
+  for (int64_t batch : {32, 256}) {
+    for (int64_t threads : {1, 2}) b->Args({batch, threads});
+  }
+  b->ArgNames({"batch", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
+}
+
+}  // namespace
+
+BENCHMARK(Epoch)->Apply(Args);
+BENCHMARK(GemmOnly)->Apply(Args);
+BENCHMARK(AdamOnly)
+    ->ArgsProduct({{32, 256}, {1}})
+    ->ArgNames({"batch", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(1.0);
+
+BENCHMARK_MAIN();
