@@ -112,7 +112,8 @@ class HeaderParser {
     Json header;
     try {
       header = Json::parse(text.begin(), text.end(), callback);
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) {
+      // parse_error for syntax, but out_of_range for a number too large for a double.
       fail(std::string("header is not valid JSON: ") + e.what());
     }
     if (!duplicate.empty()) fail("header: key " + in_quotes(duplicate) + " appears more than once");
