@@ -58,6 +58,12 @@ TEST_CASE("model file: round trip keeps metadata and gives identical predictions
   const Tensor& b = loaded.predict(x, 1);
   REQUIRE(a.shape() == b.shape());
   for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == b[i]);
+  // Inference reuses its buffers: a second call of the same or a smaller batch allocates nothing.
+  const float* buffer = a.data();
+  Tensor smaller = random_input(3, 20, 2);
+  CHECK(model.predict(x, 1).data() == buffer);
+  CHECK(model.predict(smaller, 1).data() == buffer);
+  model.predict(x, 1);
   // Probabilities: rows sum to 1.
   for (size_t r = 0; r < a.rows(); ++r) {
     double s = 0;
