@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs bench_gemm for simdnn, OpenBLAS and oneDNN (each library in its own process, so idle
+# spinning threads of one cannot slow another), with repetitions, and prints one table of
+# median GFLOP/s and ratios.
+#
+#   bench/run_gemm_bench.sh [build-dir] [repetitions] [extra benchmark args...]
+#
+# Defaults: build-gemm next to this checkout, 5 repetitions. The build must have bench_gemm
+# (cmake --build <build-dir> --target bench_gemm). Debian's OpenBLAS picks a slow generic core
+# on this CPU, so OPENBLAS_CORETYPE=SkylakeX is set; the core it used is printed.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+build="${1:-$here/../build-gemm}"
+reps="${2:-5}"
+shift $(( $# > 2 ? 2 : $# ))
+exe="$build/bench/bench_gemm"
+[[ -x "$exe" ]] || { echo "run_gemm_bench.sh: $exe not found; build target bench_gemm first" >&2; exit 1; }
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+export OPENBLAS_CORETYPE=SkylakeX
+
+libs=(simdnn)
+listing="$("$exe" --benchmark_list_tests=true 2>/dev/null)"
+grep -q '^openblas/' <<<"$listing" && libs+=(openblas)
+grep -q '^onednn/' <<<"$listing" && libs+=(onednn)
+
+for lib in "${libs[@]}"; do
+  echo "running $lib ($reps repetitions)..." >&2
+  # OpenBLAS starts its own pthreads at load time; keep them out of the other libraries' runs.
+  blas_threads=1
+  [[ "$lib" == openblas ]] && blas_threads=2
+  OPENBLAS_NUM_THREADS=$blas_threads "$exe" --benchmark_filter="^$lib/" \
+    --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+    --benchmark_min_time=0.2 --benchmark_out="$out/$lib.json" --benchmark_out_format=json \
+    "$@" >/dev/null 2>"$out/$lib.err" || { cat "$out/$lib.err" >&2; exit 1; }
+done
+
+python3 - "$out" "${libs[@]}" <<'PY'
+import json, os, re, sys
+out, libs = sys.argv[1], sys.argv[2:]
+gf = {}      # (lib, shape, threads) -> median GFLOP/s
+order = []   # (shape, threads) in benchmark order
+ctx = {}
+for lib in libs:
+    with open(os.path.join(out, lib + ".json")) as f:
+        doc = json.load(f)
+    ctx.update({k: v for k, v in doc["context"].items() if k in ("simdnn_target", "openblas_core")})
+    for b in doc["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        m = re.match(r"(\w+)/([^/]+)/threads:(\d+)", b["run_name"])
+        key = (m.group(2), int(m.group(3)))
+        gf[(lib,) + key] = b["GFLOPS"]
+        if lib == "simdnn" and key not in order:
+            order.append(key)
+print("simdnn target: %s   OpenBLAS core: %s" % (ctx.get("simdnn_target", "?"),
+                                                 ctx.get("openblas_core", "n/a")))
+head = ["shape", "thr", "simdnn", "OpenBLAS", "oneDNN", "vs OpenBLAS", "vs oneDNN", "2thr/1thr"]
+rows = []
+for shape, t in order:
+    ours = gf.get(("simdnn", shape, t))
+    ob = gf.get(("openblas", shape, t))
+    dn = gf.get(("onednn", shape, t))
+    one = gf.get(("simdnn", shape, 1))
+    fmt = lambda x: "-" if x is None else "%.1f" % x
+    ratio = lambda a, b: "-" if a is None or not b else "%.2f" % (a / b)
+    rows.append([shape, str(t), fmt(ours), fmt(ob), fmt(dn), ratio(ours, ob), ratio(ours, dn),
+                 ratio(ours, one) if t > 1 else ""])
+w = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+line = lambda r: "| " + " | ".join(c.rjust(w[i]) if i else c.ljust(w[i]) for i, c in enumerate(r)) + " |"
+print(line(head))
+print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+for r in rows:
+    print(line(r))
+print("GFLOP/s are medians of the repetitions; ratios are simdnn / other, same run.")
+PY
