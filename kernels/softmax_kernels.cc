@@ -79,6 +79,15 @@ HWY_INLINE RowKind ScanRow(size_t cols, const float* HWY_RESTRICT x, float* row_
     max0 = hn::Max(max0, v);
     nan = hn::Or(nan, hn::IsNaN(v));
   }
+#if !HWY_MEM_OPS_MIGHT_FAULT
+  if (i < cols) {  // masked tail (see elementwise_loops-inl.h); inactive lanes load as 0
+    const auto mask = hn::FirstN(d, cols - i);
+    const auto v = hn::MaskedLoad(mask, d, x + i);
+    max1 = hn::Max(max1, hn::IfThenElse(mask, v, neg_inf));
+    nan = hn::Or(nan, hn::IsNaN(v));
+    i = cols;
+  }
+#endif
   max0 = hn::Max(hn::Max(max0, max1), hn::Max(max2, max3));
   float m = hn::GetLane(hn::MaxOfLanes(d, max0));
   bool has_nan = !hn::AllFalse(d, nan);
@@ -126,6 +135,16 @@ HWY_INLINE float SumExpMinusMax(size_t cols, const float* x, float row_max, floa
     if (y != nullptr) hn::StoreU(e, d, y + i);
     sum0 = hn::Add(sum0, e);
   }
+#if !HWY_MEM_OPS_MIGHT_FAULT
+  if (i < cols) {  // masked tail; inactive lanes are zeroed after the exp, never stored
+    const auto mask = hn::FirstN(d, cols - i);
+    const auto v = hn::MaskedLoad(mask, d, x + i);
+    const auto e = hn::IfThenElseZero(mask, ExpMinusMax(d, v, row_max));
+    if (y != nullptr) hn::BlendedStore(e, mask, d, y + i);
+    sum1 = hn::Add(sum1, e);
+    i = cols;
+  }
+#endif
   float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(sum0, sum1), hn::Add(sum2, sum3))));
   const hn::CappedTag<float, 1> d1;
   for (; i < cols; ++i) {

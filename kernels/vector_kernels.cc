@@ -42,7 +42,10 @@ void ColumnSum(size_t rows, size_t cols, const float* x, size_t ldx, float* out,
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   size_t c = 0;
-  // Four vectors per strip: enough independent add chains to cover the add latency.
+  // Eight vectors per strip: enough independent add chains to cover the add latency, and a
+  // 128-float row (the MLP's hidden layer) is one AVX-512 strip, so x streams through memory
+  // sequentially instead of being walked twice with a stride (64 MiB: 9.7 -> 19.6 GB/s).
+  for (; c + 8 * N <= cols; c += 8 * N) ColumnSumStrip<8>(d, rows, x + c, ldx, out + c, accumulate);
   for (; c + 4 * N <= cols; c += 4 * N) ColumnSumStrip<4>(d, rows, x + c, ldx, out + c, accumulate);
   for (; c + N <= cols; c += N) ColumnSumStrip<1>(d, rows, x + c, ldx, out + c, accumulate);
   const hn::CappedTag<float, 1> d1;
