@@ -81,13 +81,12 @@ void AtomicFileWriter::commit() {
   // Delayed allocation means ENOSPC and EIO often surface only here, so both are checked.
   if (::fsync(fd_) != 0) fail("fsync failed", errno);
   const int fd = fd_;
-  fd_ = -1;
+  fd_ = -1;  // from here on the failure paths unlink by hand; the descriptor is gone
   if (::close(fd) != 0) {
     const int err = errno;
     ::unlink(temp_path_.c_str());
-    fd_ = -1;
-    std::string message = "cannot write " + in_quotes(path_) + ": close failed: " + errno_text(err);
-    throw IoError(message + "; the previous contents are unchanged");
+    throw IoError("cannot write " + in_quotes(path_) + ": close failed: " + errno_text(err) +
+                  "; the previous contents are unchanged");
   }
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
     const int err = errno;
