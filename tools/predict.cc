@@ -1,0 +1,264 @@
+// tools/predict: classifies image files with a trained model, or evaluates it on an
+// MNIST-format test set.
+//
+//   predict --model model.safetensors digit.png shirt.jpg ...
+//   predict --model model.safetensors --data /usr/share/datasets/fashion-mnist
+//
+// Results go to stdout, errors to stderr. Exit codes: 0 every input predicted; 1 bad flags,
+// a model that does not load, or an unusable --data set; 2 some image files could not be read
+// (the others are still predicted).
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "simdnn/idx.h"
+#include "simdnn/image.h"
+#include "simdnn/io_error.h"
+#include "simdnn/model.h"
+#include "simdnn/tensor.h"
+#include "simdnn/threading.h"
+#include "simdnn/training.h"
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kExitUsage = 1;
+constexpr int kExitSomeInputsFailed = 2;
+
+constexpr const char* kFooter = R"(
+Output, images (one line per image, highest probability first):
+  FILE: LABEL [CLASS] P, LABEL [CLASS] P, ...
+With --json, one JSON object per line (JSON Lines), in the order of the arguments:
+  {"file": "...", "class": 3, "label": "Dress", "probabilities": [...10 floats...],
+   "top_k": [{"class": 3, "label": "Dress", "probability": 0.91}, ...]}
+Output, --data: accuracy, per-class accuracy and the confusion matrix (rows: true class,
+columns: predicted). With --json, one JSON object:
+  {"count", "accuracy", "loss", "per_class": [{"class", "label", "count", "correct",
+   "accuracy"}], "confusion": [[...]]}
+Files that cannot be read are reported on stderr as "predict: <file>: <reason>"; the others
+are still predicted, and the exit code is 2. Exit code 1: bad flags, a model that does not
+load, or an unusable --data directory.)";
+
+struct Options {
+  std::string model;
+  std::vector<std::string> images;
+  std::string data;
+  std::string split = "t10k";
+  size_t top_k = 3;
+  bool json = false;
+  std::string invert = "auto";
+  size_t max_pixels = simdnn::kDefaultMaxImagePixels;
+  int threads = 0;
+};
+
+simdnn::Invert parse_invert(const std::string& s) {
+  if (s == "yes") return simdnn::Invert::kYes;
+  if (s == "no") return simdnn::Invert::kNo;
+  return simdnn::Invert::kAuto;
+}
+
+std::string label_of(const simdnn::ModelInfo& info, size_t c) {
+  return c < info.class_names.size() ? info.class_names[c] : std::to_string(c);
+}
+
+// Class indices by decreasing probability, the lower index first on ties (as argmax_rows).
+std::vector<size_t> ranked_classes(std::span<const float> p) {
+  std::vector<size_t> order(p.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+  return order;
+}
+
+int predict_images(simdnn::Model& model, const Options& o) {
+  const simdnn::ModelInfo& info = model.info();
+  const simdnn::Invert invert = parse_invert(o.invert);
+  const size_t features = info.input_size();
+
+  // Decode everything first so that one batched predict call does the work; files that fail
+  // are reported and skipped.
+  std::vector<size_t> ok;  // indices into o.images
+  std::vector<uint8_t> pixels;
+  for (size_t i = 0; i < o.images.size(); ++i) {
+    try {
+      const simdnn::GrayImage image = simdnn::load_image(o.images[i], o.max_pixels);
+      const std::vector<uint8_t> input = simdnn::prepare_for_model(
+          image, static_cast<int>(info.input_width), static_cast<int>(info.input_height), invert);
+      pixels.insert(pixels.end(), input.begin(), input.end());
+      ok.push_back(i);
+    } catch (const std::exception& e) {
+      // IoError messages already name the file.
+      std::fprintf(stderr, "predict: %s\n", e.what());
+    }
+  }
+
+  if (!ok.empty()) {
+    std::vector<uint32_t> rows(ok.size());
+    std::iota(rows.begin(), rows.end(), 0u);
+    simdnn::Tensor x;
+    simdnn::gather_batch(pixels, features, rows, info.pixel_scale, x);
+    const simdnn::Tensor& probs = model.predict(x, o.threads);
+    const size_t classes = probs.cols();
+    const size_t k = std::min(o.top_k, classes);
+    for (size_t r = 0; r < ok.size(); ++r) {
+      const std::span<const float> p = probs.row(r);
+      const std::vector<size_t> order = ranked_classes(p);
+      const std::string& file = o.images[ok[r]];
+      if (o.json) {
+        json top = json::array();
+        for (size_t j = 0; j < k; ++j) {
+          top.push_back({{"class", order[j]},
+                         {"label", label_of(info, order[j])},
+                         {"probability", p[order[j]]}});
+        }
+        json line = {{"file", file},
+                     {"class", order[0]},
+                     {"label", label_of(info, order[0])},
+                     {"probabilities", std::vector<float>(p.begin(), p.end())},
+                     {"top_k", std::move(top)}};
+        std::printf("%s\n", line.dump().c_str());
+      } else {
+        std::string text = file + ":";
+        for (size_t j = 0; j < k; ++j) {
+          char prob[32];
+          std::snprintf(prob, sizeof prob, "%.4f", static_cast<double>(p[order[j]]));
+          text += (j ? ", " : " ") + label_of(info, order[j]) + " [" +
+                  std::to_string(order[j]) + "] " + prob;
+        }
+        std::printf("%s\n", text.c_str());
+      }
+    }
+  }
+  std::fflush(stdout);
+  return ok.size() == o.images.size() ? 0 : kExitSomeInputsFailed;
+}
+
+int evaluate_data(simdnn::Model& model, const Options& o) {
+  const simdnn::ModelInfo& info = model.info();
+  const size_t classes = model.num_classes();
+  const simdnn::Dataset data = simdnn::load_mnist_dir(o.data, o.split, classes);
+  if (data.images.rows != info.input_height || data.images.cols != info.input_width) {
+    throw simdnn::IoError(o.data + ": images are " + std::to_string(data.images.rows) + "x" +
+                          std::to_string(data.images.cols) + ", the model expects " +
+                          std::to_string(info.input_height) + "x" +
+                          std::to_string(info.input_width));
+  }
+  const simdnn::Evaluation ev =
+      simdnn::evaluate(model.network(), data.images.pixels, info.input_size(),
+                       data.labels.labels, classes, info.pixel_scale, 1000, o.threads);
+
+  std::vector<size_t> count(classes, 0), correct(classes, 0);
+  for (size_t t = 0; t < classes; ++t) {
+    for (size_t p = 0; p < classes; ++p) count[t] += ev.confusion[t][p];
+    correct[t] = ev.confusion[t][t];
+  }
+  const auto fraction = [](size_t a, size_t b) {
+    return b ? static_cast<double>(a) / static_cast<double>(b) : 0.0;
+  };
+
+  if (o.json) {
+    json per_class = json::array();
+    for (size_t c = 0; c < classes; ++c) {
+      per_class.push_back({{"class", c},
+                           {"label", label_of(info, c)},
+                           {"count", count[c]},
+                           {"correct", correct[c]},
+                           {"accuracy", fraction(correct[c], count[c])}});
+    }
+    const json doc = {{"count", ev.count},
+                      {"accuracy", ev.accuracy},
+                      {"loss", ev.loss},
+                      {"per_class", std::move(per_class)},
+                      {"confusion", ev.confusion}};
+    std::printf("%s\n", doc.dump().c_str());
+    return 0;
+  }
+
+  std::printf("%zu images, accuracy %.4f, loss %.4f\n\n", ev.count, ev.accuracy, ev.loss);
+  size_t width = 5;
+  for (size_t c = 0; c < classes; ++c) width = std::max(width, label_of(info, c).size());
+  std::printf("%-3s %-*s %7s %8s\n", "", static_cast<int>(width), "class", "images",
+              "accuracy");
+  for (size_t c = 0; c < classes; ++c) {
+    std::printf("%-3zu %-*s %7zu %8.4f\n", c, static_cast<int>(width), label_of(info, c).c_str(),
+                count[c], fraction(correct[c], count[c]));
+  }
+  std::printf("\nconfusion matrix (rows: true class, columns: predicted)\n    ");
+  for (size_t p = 0; p < classes; ++p) std::printf(" %5zu", p);
+  std::printf("\n");
+  for (size_t t = 0; t < classes; ++t) {
+    std::printf("%3zu ", t);
+    for (size_t p = 0; p < classes; ++p) std::printf(" %5zu", ev.confusion[t][p]);
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Classifies images with a simdnn model, or evaluates it on an MNIST-format set"};
+  app.footer(kFooter);
+  Options o;
+  app.add_option("--model", o.model, "Model file (safetensors, from tools/train)")->required();
+  auto* images = app.add_option("images", o.images,
+                                "Image files: PNG, JPEG, BMP, GIF, PGM/PPM, TGA, PSD, HDR");
+  auto* data = app.add_option("--data", o.data,
+                              "Directory with <split>-images-idx3-ubyte and "
+                              "<split>-labels-idx1-ubyte (optionally .gz): evaluate on it");
+  data->excludes(images);
+  app.add_option("--split", o.split, "Which files of --data: t10k or train")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"t10k", "train"}))
+      ->needs(data);
+  app.add_option("--top-k", o.top_k, "Classes listed per image")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  app.add_flag("--json", o.json, "Machine-readable output (see below)");
+  app.add_option("--invert", o.invert,
+                 "yes: dark ink on light paper; no: light ink on dark (MNIST); auto: invert "
+                 "when the border is light")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"yes", "no", "auto"}));
+  app.add_option("--max-pixels", o.max_pixels,
+                 "Refuse images whose header declares more pixels (width*height)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--threads", o.threads, "Threads for inference (0: all cores)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  try {
+    app.parse(argc, argv);
+    if (o.images.empty() && o.data.empty()) {
+      throw CLI::ValidationError("give image files, or --data DIR");
+    }
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+
+  simdnn::set_num_threads(o.threads);
+  simdnn::Model model = [&] {
+    try {
+      return simdnn::load_model(o.model);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "predict: cannot load model: %s\n", e.what());
+      std::exit(kExitUsage);
+    }
+  }();
+
+  try {
+    return o.data.empty() ? predict_images(model, o) : evaluate_data(model, o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "predict: %s\n", e.what());
+    return kExitUsage;
+  }
+}

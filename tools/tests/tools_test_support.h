@@ -1,0 +1,122 @@
+// Helpers for the predict/serve tests: a small deterministic model, MNIST-like test images,
+// and running a tool binary with its stdout, stderr and exit code captured.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "simdnn/image.h"
+#include "simdnn/model.h"
+#include "simdnn/random.h"
+#include "tests/io_test_support.h"
+
+namespace simdnn::test {
+
+// 28x28 -> 32 ReLU -> 10 softmax with digit class names; the same seed gives the same weights,
+// so a test can build the server's model and its own reference copy independently.
+inline Model make_test_model(uint64_t seed = 7, const std::string& version = "test-v1") {
+  ModelInfo info;
+  info.class_names = digit_class_names();
+  info.version = version;
+  Rng rng(seed);
+  return Model::mlp(info, {32}, Activation::kRelu, 10, rng);
+}
+
+// A light-on-dark 28x28 "stroke" image whose shape depends on `variant`, so that different
+// variants get different predictions.
+inline GrayImage make_stroke_image(int variant, int size = 28) {
+  GrayImage img{size, size, std::vector<uint8_t>(static_cast<size_t>(size) * size, 0)};
+  const int scale = size / 28;
+  for (int y = 4 * scale; y < 24 * scale; ++y) {
+    for (int x = 0; x < size; ++x) {
+      const int center = (8 + (variant * 5) % 12 + (y / scale) * (variant % 3) / 4) * scale;
+      const int d = x - center;
+      if (d >= -2 * scale && d <= 2 * scale) {
+        img.pixels[static_cast<size_t>(y) * size + x] = static_cast<uint8_t>(255 - 20 * std::abs(d / scale));
+      }
+    }
+  }
+  return img;
+}
+
+inline GrayImage inverted(const GrayImage& img) {
+  GrayImage out = img;
+  for (uint8_t& v : out.pixels) v = static_cast<uint8_t>(255 - v);
+  return out;
+}
+
+inline std::vector<uint8_t> encode_gray(const GrayImage& img, ImageFormat format) {
+  return encode_image(img.pixels, img.width, img.height, 1, format, 95);
+}
+
+// Noise (incompressible), for truncation tests: half a PNG of it is missing most pixel data.
+inline GrayImage make_noise_image(int size, uint32_t seed = 12345) {
+  GrayImage img{size, size, std::vector<uint8_t>(static_cast<size_t>(size) * size)};
+  for (uint8_t& v : img.pixels) v = static_cast<uint8_t>((seed = seed * 1664525 + 1013904223) >> 24);
+  return img;
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+inline std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Runs `program args...` (no shell), stdout and stderr captured through files in `scratch`.
+inline CommandResult run_tool(const std::string& program, const std::vector<std::string>& args,
+                              const std::filesystem::path& scratch) {
+  const auto out_path = scratch / "stdout.txt";
+  const auto err_path = scratch / "stderr.txt";
+  std::vector<std::string> argv_storage = {program};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out < 0 || err < 0) ::_exit(126);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::execv(program.c_str(), argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_text(out_path);
+  r.err = read_text(err_path);
+  return r;
+}
+
+inline std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return lines;
+}
+
+}  // namespace simdnn::test
