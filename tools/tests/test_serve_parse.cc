@@ -1,0 +1,86 @@
+// parse_predict_json: the fast path and the SAX fallback agree with a plain JSON parse on every
+// valid body, and JSON's number grammar is enforced (leading zeros, '+', bare '.').
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "serve_app.h"
+
+namespace {
+
+using json = nlohmann::json;
+using simdnn::serving::ParsedInstances;
+using simdnn::serving::parse_predict_json;
+
+constexpr size_t kInput = 6;
+
+// The values nlohmann's DOM parser reads from the body, as floats, row after row.
+std::vector<float> dom_values(const std::string& body) {
+  const json j = json::parse(body);
+  std::vector<float> v;
+  auto add_row = [&](const json& row) {
+    for (const json& e : row) v.push_back(static_cast<float>(e.get<double>()));
+  };
+  if (j.contains("pixels")) {
+    add_row(j.at("pixels"));
+  } else {
+    for (const json& row : j.at("instances")) add_row(row);
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("serve parse: valid bodies read the same values as a DOM parse") {
+  const std::vector<std::string> bodies = {
+      R"({"pixels":[0,1,2,254,255,7]})",
+      "\n\t{ \"pixels\" :\r\n [ 0 , 1 ,\t2 , 3 , 4 , 5 ] }  \n",
+      R"({"pixels":[12.5,1e2,2.55E+2,0.0,255.0,1.0000000000000001]})",
+      R"({"pixels":[0.1,0.2,0.3,254.99999999,1E0,5e-1]})",
+      R"({"pixels":[-0,0,-0.0,0,0,0]})",          // -0 is 0: the SAX path takes it
+      R"({"pixels":[0,0,0,0,0,2.5e-400]})",       // underflows to 0 in both paths
+      R"({"instances":[[1,2,3,4,5,6],[6,5,4,3,2,1],[0,0,0,0,0,255]]})",
+      R"({"instances": [ [1,2,3,4,5,6] ] })",
+      R"({"pix\u0065ls":[1,2,3,4,5,6]})",         // an escaped key is still "pixels"
+  };
+  ParsedInstances out;
+  for (const std::string& body : bodies) {
+    CAPTURE(body);
+    const auto error = parse_predict_json(body, kInput, 8, out);
+    REQUIRE_MESSAGE(!error, (error ? error->message : ""));
+    const std::vector<float> expected = dom_values(body);
+    CHECK(out.rows == expected.size() / kInput);
+    CHECK(out.pixels == expected);
+  }
+}
+
+TEST_CASE("serve parse: invalid numbers and shapes are refused with 400 or 413") {
+  const std::vector<std::pair<std::string, int>> cases = {
+      {R"({"pixels":[01,1,2,3,4,5]})", 400},
+      {R"({"pixels":[+1,1,2,3,4,5]})", 400},
+      {R"({"pixels":[1.,1,2,3,4,5]})", 400},
+      {R"({"pixels":[.5,1,2,3,4,5]})", 400},
+      {R"({"pixels":[1e,1,2,3,4,5]})", 400},
+      {R"({"pixels":[0x1,1,2,3,4,5]})", 400},
+      {R"({"pixels":[NaN,1,2,3,4,5]})", 400},
+      {R"({"pixels":[Infinity,1,2,3,4,5]})", 400},
+      {R"({"pixels":[1000,1,2,3,4,5]})", 400},
+      {R"({"pixels":[255.00001,1,2,3,4,5]})", 400},
+      {R"({"pixels":[1,2,3,4,5,6],})", 400},
+      {R"({"pixels":[1,2,3,4,5,6,]})", 400},
+      {R"({"pixels":[1,2,3,4,5,6]} {})", 400},
+      {R"({"pixels":[1,2,3,4,5,6], "pixels":[1,2,3,4,5,6]})", 400},
+      {R"({"instances":[[1,2,3,4,5,6],[1,2,3,4,5]]})", 400},
+      {R"({"instances":[[1,2,3,4,5,6],[1,2,3,4,5,6],[1,2,3,4,5,6]]})", 413},  // max_batch 2
+  };
+  ParsedInstances out;
+  for (const auto& [body, status] : cases) {
+    CAPTURE(body);
+    const auto error = parse_predict_json(body, kInput, 2, out);
+    REQUIRE(error);
+    CHECK(error->status == status);
+    CHECK(!error->message.empty());
+  }
+}
