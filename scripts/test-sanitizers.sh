@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds simdnn with sanitizers and runs the test suite under them (skipping the slow
+# packaging tests, which rebuild the library without sanitizers anyway).
+#
+#   scripts/test-sanitizers.sh              ASan + UBSan in build-asan (what CI runs)
+#   scripts/test-sanitizers.sh thread       ThreadSanitizer in build-tsan (clang + libomp, see
+#                                           below; not part of CI)
+#   extra arguments go to ctest, e.g. scripts/test-sanitizers.sh address -R gemm
+#
+# Any sanitizer report fails the test that triggered it: -fno-sanitize-recover=all and
+# halt_on_error make every report fatal, and ctest sees the non-zero exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=address
+if [[ $# -gt 0 && ( "$1" == address || "$1" == thread ) ]]; then mode=$1; shift; fi
+
+./scripts/setup.sh
+jobs=$(nproc)
+# -O1: fast enough to compile (Highway builds every kernel once per SIMD target) and to run the
+# training tests, while keeping stack traces readable.
+common=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" -DSIMDNN_BUILD_BENCH=OFF)
+
+if [[ $mode == address ]]; then
+  build_dir=${SIMDNN_ASAN_BUILD_DIR:-build-asan}
+  cmake -S . -B "$build_dir" "${common[@]}" -DSIMDNN_SANITIZE=address,undefined
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:abort_on_error=0}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+else
+  # libgomp is not built with TSan, so its barriers and task hand-offs look like races. LLVM's
+  # libomp (libomp-14-dev) understands TSan's annotations, so the TSan build uses clang and
+  # libomp; the remaining known false positives are listed in scripts/tsan.supp.
+  build_dir=${SIMDNN_TSAN_BUILD_DIR:-build-tsan}
+  cmake -S . -B "$build_dir" "${common[@]}" -DSIMDNN_SANITIZE=thread \
+    -DCMAKE_CXX_COMPILER=clang++ -DSIMDNN_BUILD_TOOLS=OFF
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp}
+fi
+cmake --build "$build_dir" -j "$jobs"
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" -LE packaging "$@"
