@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <cstdint>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <span>
@@ -30,6 +32,10 @@
 namespace {
 
 using json = nlohmann::json;
+// Per-image output holds float32 probabilities: a float-typed json prints each as the shortest
+// decimal that reads back as the same float (as serve does), not as 17 digits of a double.
+using float_json = nlohmann::basic_json<std::map, std::vector, std::string, bool, std::int64_t,
+                                        std::uint64_t, float>;
 
 constexpr int kExitUsage = 1;
 constexpr int kExitSomeInputsFailed = 2;
@@ -113,13 +119,13 @@ int predict_images(simdnn::Model& model, const Options& o) {
       const std::vector<size_t> order = ranked_classes(p);
       const std::string& file = o.images[ok[r]];
       if (o.json) {
-        json top = json::array();
+        float_json top = float_json::array();
         for (size_t j = 0; j < k; ++j) {
           top.push_back({{"class", order[j]},
                          {"label", label_of(info, order[j])},
                          {"probability", p[order[j]]}});
         }
-        json line = {{"file", file},
+        float_json line = {{"file", file},
                      {"class", order[0]},
                      {"label", label_of(info, order[0])},
                      {"probabilities", std::vector<float>(p.begin(), p.end())},
