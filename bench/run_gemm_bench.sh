@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs bench_gemm for simdnn, OpenBLAS and oneDNN (each library in its own process, so idle
-# spinning threads of one cannot slow another), with repetitions, and prints one table of
-# median GFLOP/s and ratios.
+# Runs bench_gemm for simdnn, OpenBLAS and oneDNN with repetitions and prints one table of
+# median GFLOP/s and ratios. 1-thread runs share one process with randomly interleaved
+# repetitions; 2-thread runs use one process per library (so idle spinning threads of one
+# cannot slow another).
 #
-#   bench/run_gemm_bench.sh [build-dir] [repetitions] [extra benchmark args...]
+#   bench/run_gemm_bench.sh [build-dir] [repetitions] [extra benchmark args, e.g. --benchmark_min_time=0.5]
 #
 # Defaults: build-gemm next to this checkout, 5 repetitions. The build must have bench_gemm
 # (cmake --build <build-dir> --target bench_gemm). Debian's OpenBLAS picks a slow generic core
@@ -17,44 +18,64 @@ shift $(( $# > 2 ? 2 : $# ))
 exe="$build/bench/bench_gemm"
 [[ -x "$exe" ]] || { echo "run_gemm_bench.sh: $exe not found; build target bench_gemm first" >&2; exit 1; }
 
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+out="$build/gemm_bench_results"  # the raw JSON stays here
+mkdir -p "$out"
+rm -f "$out"/*.json
 export OPENBLAS_CORETYPE=SkylakeX
 
 libs=(simdnn)
 listing="$("$exe" --benchmark_list_tests=true 2>/dev/null)"
+printf '%s\n' "$listing" >"$out/benchmarks.txt"  # the table follows this order
 grep -q '^openblas/' <<<"$listing" && libs+=(openblas)
 grep -q '^onednn/' <<<"$listing" && libs+=(onednn)
 
+run() {  # run <json name> <OPENBLAS_NUM_THREADS> <filter> [args...]
+  local name="$1" blas_threads="$2" filter="$3"
+  shift 3
+  OPENBLAS_NUM_THREADS=$blas_threads "$exe" --benchmark_filter="$filter" \
+    --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+    --benchmark_min_time=0.2 --benchmark_out="$out/$name.json" --benchmark_out_format=json \
+    "$@" "${extra[@]}" >/dev/null 2>"$out/$name.err" || { cat "$out/$name.err" >&2; exit 1; }
+}
+extra=("$@")
+# One thread: all libraries in one process with repetitions randomly interleaved, so a burst of
+# load on this shared machine hits every library alike.
+echo "running 1-thread benchmarks, all libraries interleaved ($reps repetitions)..." >&2
+run t1 1 '/threads:1/' --benchmark_enable_random_interleaving=true
+# Two threads: one process per library. OpenBLAS starts its pthreads at load time; keep them
+# out of the other libraries' runs.
 for lib in "${libs[@]}"; do
-  echo "running $lib ($reps repetitions)..." >&2
-  # OpenBLAS starts its own pthreads at load time; keep them out of the other libraries' runs.
+  echo "running $lib, 2 threads ($reps repetitions)..." >&2
   blas_threads=1
   [[ "$lib" == openblas ]] && blas_threads=2
-  OPENBLAS_NUM_THREADS=$blas_threads "$exe" --benchmark_filter="^$lib/" \
-    --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-    --benchmark_min_time=0.2 --benchmark_out="$out/$lib.json" --benchmark_out_format=json \
-    "$@" >/dev/null 2>"$out/$lib.err" || { cat "$out/$lib.err" >&2; exit 1; }
+  run "t2_$lib" "$blas_threads" "^$lib/.*/threads:2/"
 done
 
-python3 - "$out" "${libs[@]}" <<'PY'
-import json, os, re, sys
-out, libs = sys.argv[1], sys.argv[2:]
+python3 - "$out" <<'PY'
+import glob, json, os, re, sys
+out = sys.argv[1]
 gf = {}      # (lib, shape, threads) -> median GFLOP/s
 order = []   # (shape, threads) in benchmark order
 ctx = {}
-for lib in libs:
-    with open(os.path.join(out, lib + ".json")) as f:
+for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+    with open(path) as f:
         doc = json.load(f)
     ctx.update({k: v for k, v in doc["context"].items() if k in ("simdnn_target", "openblas_core")})
     for b in doc["benchmarks"]:
         if b.get("aggregate_name") != "median":
             continue
         m = re.match(r"(\w+)/([^/]+)/threads:(\d+)", b["run_name"])
-        key = (m.group(2), int(m.group(3)))
+        lib, key = m.group(1), (m.group(2), int(m.group(3)))
         gf[(lib,) + key] = b["GFLOPS"]
         if lib == "simdnn" and key not in order:
             order.append(key)
+with open(os.path.join(out, "benchmarks.txt")) as f:
+    rank = {}
+    for line in f:
+        parts = line.strip().split("/")
+        if len(parts) >= 2:
+            rank.setdefault(parts[1], len(rank))
+order.sort(key=lambda st: (rank.get(st[0], len(rank)), st[1]))
 print("simdnn target: %s   OpenBLAS core: %s" % (ctx.get("simdnn_target", "?"),
                                                  ctx.get("openblas_core", "n/a")))
 head = ["shape", "thr", "simdnn", "OpenBLAS", "oneDNN", "vs OpenBLAS", "vs oneDNN", "2thr/1thr"]
