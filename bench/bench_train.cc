@@ -71,6 +71,7 @@ void Epoch(benchmark::State& state) {
   simdnn::Model model =
       simdnn::Model::mlp({}, {kHidden}, simdnn::Activation::kRelu, kClasses, rng);
   simdnn::Adam adam;
+  adam.set_threads(threads);
   simdnn::Tape tape(threads);
   std::vector<uint32_t> order(d.count);
   simdnn::Tensor x;

@@ -1,8 +1,10 @@
 #include "simdnn/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/parallel.h"
 #include "simdnn/optimizer_kernels.h"
 
 namespace simdnn {
@@ -22,6 +24,28 @@ void ensure_slots(std::vector<Tensor>& slots, std::span<Parameter* const> params
   for (size_t i = 0; i < params.size(); ++i) {
     require_same_shape(params[i]->value.shape(), slots[i].shape(), optimizer);
   }
+}
+
+// Runs update(param_index, begin, count) over every parameter, in chunks spread over threads.
+// Chunks are large enough (64 KiB of floats) that each costs far more than the fork/join, and
+// small parameter sets stay on the calling thread.
+template <class Update>
+void for_each_chunk(std::span<Parameter* const> params, int threads, const Update& update) {
+  constexpr size_t kChunk = 16384;
+  struct Chunk {
+    size_t param, begin, count;
+  };
+  size_t total = 0;
+  for (Parameter* p : params) total += p->value.size();
+  if (total < 4 * kChunk) threads = 1;
+  thread_local std::vector<Chunk> chunks;
+  chunks.clear();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const size_t n = params[i]->value.size();
+    for (size_t b = 0; b < n; b += kChunk) chunks.push_back({i, b, std::min(kChunk, n - b)});
+  }
+  detail::parallel_for(static_cast<int64_t>(chunks.size()), resolve_threads(threads),
+                       [&](int64_t c) { update(chunks[c].param, chunks[c].begin, chunks[c].count); });
 }
 
 }  // namespace
@@ -44,11 +68,12 @@ void Adam::step(std::span<Parameter* const> params) {
   p.weight_decay = options_.weight_decay;
   p.inv_bias1 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(p.beta1), t)));
   p.inv_bias2 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(p.beta2), t)));
-  for (size_t i = 0; i < params.size(); ++i) {
+  for (Parameter* param : params) param->gradient();  // zero-fills gradients nothing reached
+  for_each_chunk(params, threads_, [&](size_t i, size_t begin, size_t count) {
     Parameter& param = *params[i];
-    const Tensor& g = param.gradient();
-    adam_step(param.value.size(), param.value.data(), g.data(), m_[i].data(), v_[i].data(), p);
-  }
+    adam_step(count, param.value.data() + begin, param.grad.data() + begin,
+              m_[i].data() + begin, v_[i].data() + begin, p);
+  });
 }
 
 std::vector<std::pair<std::string, Tensor*>> Adam::state(std::span<Parameter* const> params) {
@@ -72,12 +97,12 @@ void Sgd::ensure_state(std::span<Parameter* const> params) {
 void Sgd::step(std::span<Parameter* const> params) {
   ensure_state(params);
   ++steps_;
-  for (size_t i = 0; i < params.size(); ++i) {
+  for (Parameter* param : params) param->gradient();  // zero-fills gradients nothing reached
+  for_each_chunk(params, threads_, [&](size_t i, size_t begin, size_t count) {
     Parameter& param = *params[i];
-    const Tensor& g = param.gradient();
-    sgd_momentum_step(param.value.size(), param.value.data(), g.data(), velocity_[i].data(),
-                      options_.learning_rate, options_.momentum);
-  }
+    sgd_momentum_step(count, param.value.data() + begin, param.grad.data() + begin,
+                      velocity_[i].data() + begin, options_.learning_rate, options_.momentum);
+  });
 }
 
 std::vector<std::pair<std::string, Tensor*>> Sgd::state(std::span<Parameter* const> params) {

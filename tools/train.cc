@@ -297,6 +297,7 @@ int run(const Options& o) {
   }
 
   simdnn::Tape tape(o.threads);
+  optimizer->set_threads(o.threads);
   std::vector<uint32_t> order(train_count);
   Tensor x;
   std::vector<int32_t> labels;

@@ -23,6 +23,11 @@ class Optimizer {
   // "adam", "adamw" or "sgd".
   virtual std::string name() const = 0;
 
+  // Threads for the update passes (0 = OpenMP default). Updates are elementwise, so the result
+  // does not depend on the thread count.
+  void set_threads(int threads) { threads_ = threads; }
+  int threads() const { return threads_; }
+
   // Steps taken so far (Adam's t).
   int64_t steps() const { return steps_; }
   void set_steps(int64_t steps) { steps_ = steps; }
@@ -33,6 +38,7 @@ class Optimizer {
 
  protected:
   int64_t steps_ = 0;
+  int threads_ = 0;
 };
 
 struct AdamOptions {
