@@ -61,7 +61,7 @@ def main():
             if epoch is None:
                 continue
             gemm = ours.get(("GemmOnly", batch, threads), float("nan"))
-            adam = ours.get(("AdamOnly", batch, 1), float("nan"))
+            adam = ours.get(("AdamOnly", batch, threads), float("nan"))
             other = epoch - gemm - adam
             t = torch.get((batch, threads))
             ratio = f"{t / epoch:.1f}x" if t else "n/a"
