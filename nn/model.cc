@@ -158,7 +158,7 @@ Model model_from_safetensors(const SafetensorsFile& file, std::string_view name)
     if (tensor_name.rfind("training.", 0) == 0) continue;
     ++model_tensors;
     auto p = std::find_if(params.begin(), params.end(),
-                          [&](Parameter* q) { return q->name == tensor_name; });
+                          [&n = tensor_name](Parameter* q) { return q->name == n; });
     if (p == params.end()) bad(name, "unexpected tensor \"" + tensor_name + "\"");
     if (tensor.shape() != (*p)->value.shape()) {
       bad(name, "tensor \"" + tensor_name + "\" has shape " + tensor.shape().to_string() +
