@@ -8,6 +8,9 @@ packages=(
   libhwy-dev libbenchmark-dev doctest-dev libstb-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev prometheus-cpp-dev
   dataset-fashion-mnist
+  # Fuzzing (scripts/fuzz.sh: libFuzzer, ASan, UBSan) and the TSan build: clang with its
+  # sanitizer runtimes and LLVM's OpenMP runtime.
+  clang libclang-rt-14-dev libomp-14-dev
 )
 # Bench-only comparisons (optional; the build works without them).
 if [[ "${SIMDNN_BENCH_DEPS:-0}" == "1" ]]; then
