@@ -34,19 +34,23 @@ constexpr size_t kLanes = hn::MaxLanes(DF());
 
 // Register tiles per target (rows x vectors). Accumulators + B vectors + one broadcast must fit
 // the register file, else GCC spills and speed falls ~3x: AVX-512 has 32 zmm (12*2 + 2 + 1 =
-// 27), AVX2 16 ymm (6*2 + 2 + 1 = 15). The narrow variant (one vector) serves n <= lanes,
-// e.g. the n = 10 output layer, which would otherwise waste two thirds of a 32-wide tile.
+// 27, 16*1 + 1 + 1 = 18), AVX2 16 ymm (6*2 + 2 + 1 = 15, 12*1 + 1 + 1 = 14).
+// Two tiles per target, chosen per call by the padded work (PlanFor in gemm.cc):
+//  - wide (kMR x kNV vectors): the default, fewest loads per multiply-add;
+//  - tall (kMRTall x 1 vector): for n <= one vector (the n = 10 output layer) and for shapes
+//    the wide tile pads badly, e.g. m = 32 (12-row tiles compute 36 rows, 16-row ones 32) or
+//    n = 784 (32-wide strips compute 800 columns, 16-wide ones 784).
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-constexpr size_t kMR = 12, kNV = 2, kMRNarrow = 12;
+constexpr size_t kMR = 12, kNV = 2, kMRTall = 16;
 #elif HWY_TARGET == HWY_AVX2
-constexpr size_t kMR = 6, kNV = 2, kMRNarrow = 6;
+constexpr size_t kMR = 6, kNV = 2, kMRTall = 12;
 #else
 // SSE4/SSSE3 (16 xmm, no FMA: MulAdd needs a temporary) and the emulated/scalar fallback.
-constexpr size_t kMR = 4, kNV = 2, kMRNarrow = 4;
+constexpr size_t kMR = 4, kNV = 2, kMRTall = 8;
 #endif
 
 constexpr int64_t kKC = 256;
-constexpr int64_t kMC = 480;   // multiple of 12, 6 and 4
+constexpr int64_t kMC = 480;   // multiple of 12, 16, 6 and 8
 constexpr int64_t kNC = 3072;  // multiple of every nr
 
 // Unroll pragmas need literals; 16 covers every MR and NV above (a factor below the trip count
@@ -260,24 +264,24 @@ HWY_INLINE void PackB(bool trans_b, const float* HWY_RESTRICT b, int64_t ldb, in
   }
 }
 
-// Macro-kernel: pack the A block, then walk strips of B (outer, so one kc x NR strip stays in
-// L1) and MR-row panels of A (inner).
+// Macro-kernel on a packed A block (mc x kc in MR-tall panels): walks strips [s_begin, s_end)
+// of B (outer, so one kc x NR strip stays in L1) and the panels of A (inner). Strip s is read at
+// bview.base + (s - s_begin) * strip_stride and updates columns s*NR .. min(nc, s*NR + NR) of
+// C, whose block starts at c.
 template <size_t MR, size_t NV>
-HWY_INLINE void ComputeBlock(bool trans_a, const float* a, int64_t lda, int64_t i0, int64_t mc,
-                             int64_t p0, int64_t kc, const detail::GemmBView& bview, int64_t j0,
-                             int64_t nc, int64_t s_begin, int64_t s_end, float alpha, float beta,
-                             float* c, int64_t ldc, float* ap) {
+HWY_INLINE void MacroKernel(const float* ap, int64_t mc, int64_t kc,
+                            const detail::GemmBView& bview, int64_t s_begin, int64_t s_end,
+                            int64_t nc, float alpha, float beta, float* c, int64_t ldc) {
   constexpr int64_t NR = NV * kLanes;
-  PackA<MR>(trans_a, a, lda, i0, mc, p0, kc, ap);
   for (int64_t s = s_begin; s < s_end; ++s) {
     const int64_t jb = s * NR;
     const size_t n_valid = static_cast<size_t>(nc - jb < NR ? nc - jb : NR);
-    const float* bs = bview.base + s * bview.strip_stride;
+    const float* bs = bview.base + (s - s_begin) * bview.strip_stride;
     const float* a_panel = ap;
     for (int64_t r0 = 0; r0 < mc; r0 += MR, a_panel += kc * static_cast<int64_t>(MR)) {
       const size_t m_valid = static_cast<size_t>(mc - r0 < static_cast<int64_t>(MR) ? mc - r0 : MR);
-      MicroTile<MR, NV>(kc, a_panel, bs, bview.k_stride, c + (i0 + r0) * ldc + j0 + jb, ldc,
-                        m_valid, n_valid, alpha, beta);
+      MicroTile<MR, NV>(kc, a_panel, bs, bview.k_stride, c + r0 * ldc + jb, ldc, m_valid,
+                        n_valid, alpha, beta);
     }
   }
 }

@@ -11,45 +11,64 @@ namespace simdnn {
 namespace HWY_NAMESPACE {
 namespace gemm {
 
-// The narrow tile serves n <= one vector (e.g. the 10-class output layer).
-bool UseNarrowTile(int64_t n) { return kNV > 1 && n <= static_cast<int64_t>(kLanes); }
+// Multiply-adds the tall tile needs for the same work as the wide one: it loads one B vector
+// per 16 (AVX-512) broadcasts rather than two per 24, and measured a few percent slower on
+// shapes both tile exactly.
+constexpr int64_t kTallCostPercent = 105;
 
-void PlanFor(int64_t /*m*/, int64_t n, int64_t /*k*/, detail::GemmPlan* plan) {
-  const bool narrow = UseNarrowTile(n);
-  plan->mr = static_cast<int64_t>(narrow ? kMRNarrow : kMR);
-  plan->nr = static_cast<int64_t>((narrow ? 1 : kNV) * kLanes);
+// The tile with the least padded work: rows rounded up to mr times columns rounded up to nr.
+void PlanFor(int64_t m, int64_t n, int64_t /*k*/, detail::GemmPlan* plan) {
+  const auto padded = [](int64_t x, int64_t step) { return (x + step - 1) / step * step; };
+  constexpr int64_t kWideNR = static_cast<int64_t>(kNV * kLanes);
+  constexpr int64_t kTallNR = static_cast<int64_t>(kLanes);
+  const int64_t wide = padded(m, kMR) * padded(n, kWideNR) * 100;
+  const int64_t tall = padded(m, kMRTall) * padded(n, kTallNR) * kTallCostPercent;
+  const bool use_tall = tall < wide;
+  plan->mr = static_cast<int64_t>(use_tall ? kMRTall : kMR);
+  plan->nr = use_tall ? kTallNR : kWideNR;
   plan->kc_max = kKC;
   plan->mc_max = kMC;
   plan->nc_max = kNC;
 }
 
+bool IsWide(const detail::GemmPlan& plan) {
+  return plan.mr == static_cast<int64_t>(kMR) && plan.nr == static_cast<int64_t>(kNV * kLanes);
+}
+
 void PackBEntry(const detail::GemmPlan& plan, bool trans_b, const float* b, int64_t ldb,
                 int64_t p0, int64_t kc, int64_t j0, int64_t nc, int64_t s_begin, int64_t s_end,
                 float* bp) {
-  if (plan.nr == static_cast<int64_t>(kNV * kLanes)) {
+  if (IsWide(plan)) {
     PackB<kNV * kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
   } else {
     PackB<kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
   }
 }
 
-void ComputeEntry(const detail::GemmPlan& plan, bool trans_a, const float* a, int64_t lda,
-                  int64_t i0, int64_t mc, int64_t p0, int64_t kc, const detail::GemmBView& b,
-                  int64_t j0, int64_t nc, int64_t s_begin, int64_t s_end, float alpha,
-                  float beta, float* c, int64_t ldc, float* ap) {
-  if (plan.nr == static_cast<int64_t>(kNV * kLanes)) {
-    ComputeBlock<kMR, kNV>(trans_a, a, lda, i0, mc, p0, kc, b, j0, nc, s_begin, s_end, alpha,
-                           beta, c, ldc, ap);
+void PackAEntry(const detail::GemmPlan& plan, bool trans_a, const float* a, int64_t lda,
+                int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* ap) {
+  if (IsWide(plan)) {
+    PackA<kMR>(trans_a, a, lda, i0, mc, p0, kc, ap);
   } else {
-    ComputeBlock<kMRNarrow, 1>(trans_a, a, lda, i0, mc, p0, kc, b, j0, nc, s_begin, s_end,
-                               alpha, beta, c, ldc, ap);
+    PackA<kMRTall>(trans_a, a, lda, i0, mc, p0, kc, ap);
+  }
+}
+
+void MacroEntry(const detail::GemmPlan& plan, const float* ap, int64_t mc, int64_t kc,
+                const detail::GemmBView& b, int64_t s_begin, int64_t s_end, int64_t nc,
+                float alpha, float beta, float* c, int64_t ldc) {
+  if (IsWide(plan)) {
+    MacroKernel<kMR, kNV>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
+  } else {
+    MacroKernel<kMRTall, 1>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
   }
 }
 
 }  // namespace gemm
 
 detail::GemmKernels GemmKernelsForTarget() {
-  return detail::GemmKernels{&gemm::PlanFor, &gemm::PackBEntry, &gemm::ComputeEntry};
+  return detail::GemmKernels{&gemm::PlanFor, &gemm::PackBEntry, &gemm::PackAEntry,
+                             &gemm::MacroEntry};
 }
 
 }  // namespace HWY_NAMESPACE
@@ -78,6 +97,8 @@ int64_t round_up(int64_t a, int64_t b) { return div_ceil(a, b) * b; }
 constexpr double kMinMacsPerThread = 1 << 20;
 // Rough cost of packing one float, in multiply-adds, for choosing how to split C over threads.
 constexpr int64_t kPackCostInMacs = 16;
+// Up to this many mr-row panels of A, B is read in place rather than packed (see gemm_rect).
+constexpr int64_t kDirectBMaxPanels = 4;
 
 // Grows, never shrinks: one per thread, so the hot path allocates only on first use.
 class Scratch {
@@ -123,20 +144,36 @@ void gemm_rect(const detail::GemmKernels& kern, const detail::GemmPlan& plan, co
   thread_local Scratch a_scratch, b_scratch;
   float* ap = a_scratch.get(static_cast<size_t>(mc_step * kc_step));
   float* bp = b_scratch.get(static_cast<size_t>(kc_step * nc_step));
+  // Few rows of A (a small batch) reuse each strip of B only a few times: the micro-kernel
+  // then reads row-major B in place (row p of a strip at + p * ldb) instead of packing it,
+  // which at 32 x 128 x 784 cost as much as a third of the multiply-adds. Only a ragged last
+  // strip is packed (zero-padded), as reading past column n could leave the array.
+  const bool direct_b = !pr.trans_b && div_ceil(rows, plan.mr) <= kDirectBMaxPanels;
 
   for (int64_t jc = j_begin; jc < j_end; jc += nc_step) {
     const int64_t nc = std::min(nc_step, j_end - jc);
     const int64_t strips = div_ceil(nc, plan.nr);
+    const int64_t full_strips = direct_b ? nc / plan.nr : 0;
     for (int64_t pc = 0; pc < pr.k; pc += kc_step) {
       const int64_t kc = std::min(kc_step, pr.k - pc);
       // The first depth block applies beta; later ones accumulate onto it.
       const float beta = pc == 0 ? pr.beta : 1.0f;
-      kern.pack_b(plan, pr.trans_b, pr.b, pr.ldb, pc, kc, jc, nc, 0, strips, bp);
-      const detail::GemmBView bview{bp, kc * plan.nr, plan.nr};
+      if (full_strips < strips) {
+        kern.pack_b(plan, pr.trans_b, pr.b, pr.ldb, pc, kc, jc, nc, full_strips, strips, bp);
+      }
+      const detail::GemmBView direct{pr.b + pc * pr.ldb + jc, plan.nr, pr.ldb};
+      const detail::GemmBView packed{bp + full_strips * kc * plan.nr, kc * plan.nr, plan.nr};
       for (int64_t ic = i_begin; ic < i_end; ic += mc_step) {
         const int64_t mc = std::min(mc_step, i_end - ic);
-        kern.compute(plan, pr.trans_a, pr.a, pr.lda, ic, mc, pc, kc, bview, jc, nc, 0, strips,
-                     pr.alpha, beta, pr.c, pr.ldc, ap);
+        kern.pack_a(plan, pr.trans_a, pr.a, pr.lda, ic, mc, pc, kc, ap);
+        float* c = pr.c + ic * pr.ldc + jc;
+        if (full_strips > 0) {
+          kern.macro(plan, ap, mc, kc, direct, 0, full_strips, nc, pr.alpha, beta, c, pr.ldc);
+        }
+        if (full_strips < strips) {
+          kern.macro(plan, ap, mc, kc, packed, full_strips, strips, nc, pr.alpha, beta, c,
+                     pr.ldc);
+        }
       }
     }
   }

@@ -37,13 +37,16 @@ struct GemmKernels {
   void (*pack_b)(const GemmPlan& plan, bool trans_b, const float* b, int64_t ldb, int64_t p0,
                  int64_t kc, int64_t j0, int64_t nc, int64_t strip_begin, int64_t strip_end,
                  float* bp);
-  // Packs op(A)[i0 : i0+mc, p0 : p0+kc] into ap (needs round_up(mc, mr) * kc floats), then for
-  // strips [strip_begin, strip_end) of the B view updates C[i0 : i0+mc, j0 + s*nr ...] (columns
-  // below j0 + nc): C = alpha * A*B + beta * C, not reading C when beta == 0.
-  void (*compute)(const GemmPlan& plan, bool trans_a, const float* a, int64_t lda, int64_t i0,
-                  int64_t mc, int64_t p0, int64_t kc, const GemmBView& b, int64_t j0, int64_t nc,
-                  int64_t strip_begin, int64_t strip_end, float alpha, float beta, float* c,
-                  int64_t ldc, float* ap);
+  // Packs op(A)[i0 : i0+mc, p0 : p0+kc] into ap: round_up(mc, mr) * kc floats, mr-tall panels,
+  // zero-padded rows.
+  void (*pack_a)(const GemmPlan& plan, bool trans_a, const float* a, int64_t lda, int64_t i0,
+                 int64_t mc, int64_t p0, int64_t kc, float* ap);
+  // With ap from pack_a: for strips [strip_begin, strip_end) of the B view (strip s read at
+  // b.base + (s - strip_begin) * b.strip_stride) updates the mc rows of C starting at c, columns
+  // s*nr .. below nc: C = alpha * A*B + beta * C, not reading C when beta == 0.
+  void (*macro)(const GemmPlan& plan, const float* ap, int64_t mc, int64_t kc,
+                const GemmBView& b, int64_t strip_begin, int64_t strip_end, int64_t nc,
+                float alpha, float beta, float* c, int64_t ldc);
 };
 
 // Throws std::invalid_argument naming the offending argument (prefix `fn`, e.g. "gemm").

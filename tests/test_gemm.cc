@@ -186,6 +186,29 @@ TEST_CASE("gemm: depth around the kc block (256), strides and alpha/beta") {
   check_all_targets(cases);
 }
 
+TEST_CASE("gemm: small-m NN reads B in place (m up to 4 tall tiles + 1), ragged n, odd ldb") {
+  // Up to 4 mr-row panels (wide 12 or tall 16 rows on AVX-512) the NN path skips packing B and
+  // packs only a ragged last strip; the tile (12 x 32 or 16 x 16) depends on m and n.
+  std::vector<GemmCase> cases;
+  uint64_t seed = 5000;
+  const Transpose N = Transpose::kNo;
+  for (int64_t m = 1; m <= 65; ++m) {
+    for (int64_t n : {1, 10, 16, 17, 32, 33, 47, 130}) {
+      const int64_t k = m % 3 == 0 ? 300 : (m % 3 == 1 ? 7 : 1);
+      cases.emplace_back(N, N, m, n, k, 1.0f, 0.0f, m % 4, 2 * (m % 5) + 1, m % 3, ++seed);
+    }
+  }
+  for (float alpha : {1.0f, -0.5f, 0.0f}) {
+    for (float beta : {0.0f, 1.0f, 0.7f}) {
+      for (int64_t m : {1, 12, 16, 32, 37, 49}) {
+        cases.emplace_back(N, N, m, 131, 263, alpha, beta, 1, 3, 5, ++seed);
+      }
+    }
+  }
+  check_all_targets(cases);
+  check_all_targets(cases, 2);
+}
+
 namespace {
 
 // The MLP training GEMMs (784-128-10) at one batch size.
@@ -217,6 +240,9 @@ TEST_CASE("gemm: 1 and 2 threads give bit-identical results on every target") {
   cases.emplace_back(N, N, 301, 277, 263, -0.5f, 0.7f, 3, 5, 7, 5);
   cases.emplace_back(T, T, 37, 611, 389, 1.0f, 0.0f, 0, 0, 0, 6);
   cases.emplace_back(N, T, 500, 40, 150, 1.0f, 0.0f, 0, 0, 0, 7);
+  // Small-m NN (B read in place) with odd ldb, split over columns.
+  cases.emplace_back(N, N, 32, 1000, 300, 1.0f, 1.0f, 1, 7, 3, 8);
+  cases.emplace_back(N, N, 49, 999, 1100, -0.5f, 0.0f, 0, 1, 0, 9);
   for_each_simd_target([&](const std::string&) {
     for (const GemmCase& gc : cases) {
       CAPTURE(gc.describe());
