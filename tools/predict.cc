@@ -50,8 +50,8 @@ Output, --data: accuracy, per-class accuracy and the confusion matrix (rows: tru
 columns: predicted). With --json, one JSON object:
   {"count", "accuracy", "loss", "per_class": [{"class", "label", "count", "correct",
    "accuracy"}], "confusion": [[...]]}
-Files that cannot be read are reported on stderr as "predict: <file>: <reason>"; the others
-are still predicted, and the exit code is 2. Exit code 1: bad flags, a model that does not
+Files that cannot be used are reported on stderr, one line each ("predict: " and a message
+naming the file); the others are still predicted, and the exit code is 2. Exit code 1: bad flags, a model that does not
 load, or an unusable --data directory.)";
 
 struct Options {
@@ -100,9 +100,10 @@ int predict_images(simdnn::Model& model, const Options& o) {
           image, static_cast<int>(info.input_width), static_cast<int>(info.input_height), invert);
       pixels.insert(pixels.end(), input.begin(), input.end());
       ok.push_back(i);
+    } catch (const simdnn::IoError& e) {
+      std::fprintf(stderr, "predict: %s\n", e.what());  // IoError messages name the file
     } catch (const std::exception& e) {
-      // IoError messages already name the file.
-      std::fprintf(stderr, "predict: %s\n", e.what());
+      std::fprintf(stderr, "predict: %s: %s\n", o.images[i].c_str(), e.what());
     }
   }
 
