@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -139,6 +140,8 @@ void register_all() {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   register_all();
+  // SIMDNN_BENCH_TARGET=AVX2 (or SSE4, ...) measures simdnn on a lower target of this CPU.
+  if (const char* target = std::getenv("SIMDNN_BENCH_TARGET")) simdnn::force_simd_target(target);
   benchmark::AddCustomContext("simdnn_target", simdnn::current_simd_target());
 #ifdef SIMDNN_HAVE_OPENBLAS
   // Debian's OpenBLAS picks a slow generic core on this CPU unless OPENBLAS_CORETYPE is set.

@@ -11,10 +11,18 @@ namespace simdnn {
 namespace HWY_NAMESPACE {
 namespace gemm {
 
-// Multiply-adds the tall tile needs for the same work as the wide one: it loads one B vector
-// per 16 (AVX-512) broadcasts rather than two per 24, and measured a few percent slower on
-// shapes both tile exactly.
+// Time of the tall tile relative to the wide one for the same padded work, measured on Zen 4
+// (1 thread, GFLOP/s): AVX3 16x16 beat 12x32 by 0-6% on every square and MLP shape (sq512
+// 107 vs 103, fwd1 B256 106 vs 100, dW1 B32 103 vs 101), so it is preferred unless it pads
+// more; AVX2 12x8 lost 10-20% to 6x16 (13 loads per 12 FMAs against 8), so it serves only
+// narrow n or rows the wide tile pads badly. Other targets: unmeasured, keep the wide tile.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr int64_t kTallCostPercent = 95;
+#elif HWY_TARGET == HWY_AVX2
+constexpr int64_t kTallCostPercent = 120;
+#else
 constexpr int64_t kTallCostPercent = 105;
+#endif
 
 // The tile with the least padded work: rows rounded up to mr times columns rounded up to nr.
 void PlanFor(int64_t m, int64_t n, int64_t /*k*/, detail::GemmPlan* plan) {
