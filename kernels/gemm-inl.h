@@ -52,6 +52,8 @@ constexpr size_t kMR = 4, kNV = 2, kMRTall = 8;
 constexpr int64_t kKC = 256;
 constexpr int64_t kMC = 480;   // multiple of 12, 16, 6 and 8
 constexpr int64_t kNC = 3072;  // multiple of every nr
+// Packed B up to this size stays in L1 (32 KiB) beside an A panel: see MacroKernel.
+constexpr int64_t kSmallBBytes = 16 * 1024;
 
 // Unroll pragmas need literals; 16 covers every MR and NV above (a factor below the trip count
 // leaves the accumulators in memory).
@@ -273,15 +275,26 @@ HWY_INLINE void MacroKernel(const float* ap, int64_t mc, int64_t kc,
                             const detail::GemmBView& bview, int64_t s_begin, int64_t s_end,
                             int64_t nc, float alpha, float beta, float* c, int64_t ldc) {
   constexpr int64_t NR = NV * kLanes;
-  for (int64_t s = s_begin; s < s_end; ++s) {
+  const auto tile = [&](int64_t s, int64_t r0, const float* a_panel) HWY_ATTR {
     const int64_t jb = s * NR;
     const size_t n_valid = static_cast<size_t>(nc - jb < NR ? nc - jb : NR);
-    const float* bs = bview.base + (s - s_begin) * bview.strip_stride;
+    const size_t m_valid = static_cast<size_t>(mc - r0 < static_cast<int64_t>(MR) ? mc - r0 : MR);
+    MicroTile<MR, NV>(kc, a_panel, bview.base + (s - s_begin) * bview.strip_stride,
+                      bview.k_stride, c + r0 * ldc + jb, ldc, m_valid, n_valid, alpha, beta);
+  };
+  if ((s_end - s_begin) * kc * NR * static_cast<int64_t>(sizeof(float)) <= kSmallBBytes) {
+    // All of B's strips fit in L1 together (short depth, e.g. dW1 = X^T * dY at k = 32): walk
+    // A panels outer so each stays in L1 too, and C is written a full row band at a time.
     const float* a_panel = ap;
     for (int64_t r0 = 0; r0 < mc; r0 += MR, a_panel += kc * static_cast<int64_t>(MR)) {
-      const size_t m_valid = static_cast<size_t>(mc - r0 < static_cast<int64_t>(MR) ? mc - r0 : MR);
-      MicroTile<MR, NV>(kc, a_panel, bs, bview.k_stride, c + r0 * ldc + jb, ldc, m_valid,
-                        n_valid, alpha, beta);
+      for (int64_t s = s_begin; s < s_end; ++s) tile(s, r0, a_panel);
+    }
+    return;
+  }
+  for (int64_t s = s_begin; s < s_end; ++s) {
+    const float* a_panel = ap;
+    for (int64_t r0 = 0; r0 < mc; r0 += MR, a_panel += kc * static_cast<int64_t>(MR)) {
+      tile(s, r0, a_panel);
     }
   }
 }
