@@ -3,8 +3,8 @@
 # packaging tests, which rebuild the library without sanitizers anyway).
 #
 #   scripts/test-sanitizers.sh              ASan + UBSan in build-asan (what CI runs)
-#   scripts/test-sanitizers.sh thread       ThreadSanitizer in build-tsan (clang + libomp, see
-#                                           below; not part of CI)
+#   scripts/test-sanitizers.sh thread       ThreadSanitizer in build-tsan (clang + libomp +
+#                                           Archer, see below; not part of CI)
 #   extra arguments go to ctest, e.g. scripts/test-sanitizers.sh address -R gemm
 #
 # Any sanitizer report fails the test that triggered it: -fno-sanitize-recover=all and
@@ -26,13 +26,18 @@ if [[ $mode == address ]]; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:abort_on_error=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 else
-  # libgomp is not built with TSan, so its barriers and task hand-offs look like races. LLVM's
-  # libomp (libomp-14-dev) understands TSan's annotations, so the TSan build uses clang and
-  # libomp; the remaining known false positives are listed in scripts/tsan.supp.
+  # libgomp is not built with TSan, so its barriers and task hand-offs look like races. The TSan
+  # build uses clang with LLVM's libomp (libomp-14-dev) and loads the Archer OMPT tool, which
+  # reports OpenMP's synchronisation to TSan; ignore_noninstrumented_modules hides libomp's own
+  # mutex traffic (TSan's advice). No race is reported. Not in CI yet: under clang three
+  # single-threaded softmax/cross-entropy tests fail on the EMU128 target (NaN for rows with
+  # -inf), a clang-vs-gcc numerics issue in the kernels rather than a threading one.
   build_dir=${SIMDNN_TSAN_BUILD_DIR:-build-tsan}
   cmake -S . -B "$build_dir" "${common[@]}" -DSIMDNN_SANITIZE=thread \
     -DCMAKE_CXX_COMPILER=clang++ -DSIMDNN_BUILD_TOOLS=OFF
-  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp}
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1:suppressions=$PWD/scripts/tsan.supp}
+  archer=$(ls /usr/lib/llvm-*/lib/libarcher.so 2>/dev/null | tail -1 || true)
+  [[ -n $archer ]] && export OMP_TOOL_LIBRARIES=$archer
 fi
 cmake --build "$build_dir" -j "$jobs"
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" -LE packaging "$@"
