@@ -2,13 +2,11 @@
 // PNG, JPEG, BMP, GIF, PNM, ...) then prepare_for_model to a small model input size.
 // Contract checked (as serve relies on it): IoError for anything undecodable, and a decoded
 // image of the declared size.
-#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <span>
 
-#include <stb_image.h>
 
 #include "simdnn/image.h"
 #include "simdnn/io_error.h"
@@ -19,20 +17,7 @@ namespace {
 constexpr size_t kMaxPixels = size_t{512} * 512;
 }  // namespace
 
-// KNOWN BUG, skipped so that the fuzzer can look for others (remove once fixed): stb_image 2.27
-// (Debian 12) reads past its buffer for a 16-bit PNM (maxval > 255) decoded with req_comp !=
-// channels, which decode_image does (req_comp 2): pnm_load converts channels with the 8-bit
-// converter, then the 16->8 pass reads twice the buffer. A 22-byte "P5 2048 2048 65535" file
-// segfaults predict and serve. Fix: decode 16-bit images with req_comp 0 and convert the
-// channels in simdnn, or refuse 16-bit PNM (upstream stb_image 2.28 fixed it).
-static bool is_16_bit_pnm(const uint8_t* data, size_t size) {
-  return size >= 2 && data[0] == 'P' && (data[1] == '5' || data[1] == '6') &&
-         size <= static_cast<size_t>(INT_MAX) &&
-         stbi_is_16_bit_from_memory(data, static_cast<int>(size));
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (is_16_bit_pnm(data, size)) return 0;
   simdnn::GrayImage image;
   try {
     image = simdnn::decode_image(std::span(data, size), "fuzz input", kMaxPixels);

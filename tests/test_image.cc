@@ -206,3 +206,28 @@ TEST_CASE("image: load_image reads files and names missing ones") {
 
   CHECK_THROWS_AS(simdnn::encode_image(img.pixels, 9, 5, 1, ImageFormat::kPng), std::invalid_argument);
 }
+
+TEST_CASE("image: binary PNM is checked for truncation; 16-bit PNM decodes safely") {
+  auto bytes_of = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  // A 22-byte 16-bit PGM declaring 2048x2048: stb 2.27 alone reads past its buffer here.
+  std::string msg = simdnn::test::io_error_message([&] {
+    simdnn::decode_image(bytes_of(std::string("P5\n2048 2048\n65535\n\x01\x02", 22)), "evil.pgm");
+  });
+  CHECK(msg.find("evil.pgm") != std::string::npos);
+  CHECK(msg.find("truncated") != std::string::npos);
+  msg = simdnn::test::io_error_message([&] {
+    simdnn::decode_image(bytes_of(std::string("P6\n# comment\n2 2\n255\nabcdefghij")), "short.ppm");
+  });
+  CHECK(msg.find("short.ppm") != std::string::npos);
+  // A complete 2x1 16-bit PGM, big-endian samples scaled by maxval: 0x1234 = 4660 -> 18,
+  // 0xFF00 = 65280 -> 254 (round(65280 * 255 / 65535)).
+  std::string full("P5 2 1 65535\n\x12\x34\xFF\x00", 17);
+  simdnn::GrayImage img = simdnn::decode_image(bytes_of(full), "ok16.pgm");
+  REQUIRE(img.width == 2);
+  CHECK(img.pixels[0] == 18);
+  CHECK(img.pixels[1] == 254);
+  // maxval 15: 15 -> 255, 5 -> 85.
+  img = simdnn::decode_image(bytes_of(std::string("P5 2 1 15\n\x0F\x05", 12)), "ok4.pgm");
+  CHECK(img.pixels[0] == 255);
+  CHECK(img.pixels[1] == 85);
+}
