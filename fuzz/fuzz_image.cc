@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <span>
 
-
 #include "simdnn/image.h"
 #include "simdnn/io_error.h"
 
