@@ -163,12 +163,12 @@ TEST_CASE("gemm: ragged m and n around the AVX-512 (12x32) and AVX2 (6x16) tiles
   check_all_targets(cases);
 }
 
-TEST_CASE("gemm: depth around the kc block (256), strides and alpha/beta") {
+TEST_CASE("gemm: depth around the kc block (512), strides and alpha/beta") {
   std::vector<GemmCase> cases;
   uint64_t seed = 1000;
   for (Transpose ta : kTrans) {
     for (Transpose tb : kTrans) {
-      for (int64_t k : {0, 1, 3, 255, 256, 257, 512, 784}) {
+      for (int64_t k : {0, 1, 3, 255, 256, 257, 511, 512, 513, 784, 1100}) {
         cases.emplace_back(ta, tb, 13, 35, k, 1.0f, 0.0f, 0, 0, 0, ++seed);
       }
       // Prime paddings of every leading dimension, with every alpha and beta.
@@ -180,7 +180,7 @@ TEST_CASE("gemm: depth around the kc block (256), strides and alpha/beta") {
       }
     }
   }
-  // Wider than one packed B panel (nc = 3072), and taller than one A block (mc = 480).
+  // Wider than one packed B panel (nc = 3072), and taller than one A block (mc = 240).
   cases.emplace_back(Transpose::kNo, Transpose::kNo, 3, 3100, 2, 1.0f, 0.7f, 0, 0, 0, 77);
   cases.emplace_back(Transpose::kYes, Transpose::kYes, 1000, 9, 3, -0.5f, 1.0f, 1, 2, 3, 78);
   check_all_targets(cases);
