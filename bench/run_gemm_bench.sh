@@ -7,7 +7,8 @@
 #   bench/run_gemm_bench.sh [build-dir] [repetitions] [extra benchmark args, e.g. --benchmark_min_time=0.5]
 #
 # Defaults: build-gemm next to this checkout, 5 repetitions. The build must have bench_gemm
-# (cmake --build <build-dir> --target bench_gemm). Debian's OpenBLAS picks a slow generic core
+# (cmake --build <build-dir> --target bench_gemm); if it also has bench_train, the GemmOnly
+# epochs (the GEMMs of one training epoch) follow the table. Debian's OpenBLAS picks a slow generic core
 # on this CPU, so OPENBLAS_CORETYPE=SkylakeX is set; the core it used is printed.
 set -euo pipefail
 
@@ -97,3 +98,24 @@ for r in rows:
     print(line(r))
 print("GFLOP/s are medians of the repetitions; ratios are simdnn / other, same run.")
 PY
+
+# The GEMMs of one training epoch (bench_train GemmOnly), when that benchmark is built.
+train="$build/bench/bench_train"
+if [[ -x "$train" ]]; then
+  echo "running bench_train GemmOnly ($reps repetitions)..." >&2
+  "$train" --benchmark_filter='^GemmOnly/' --benchmark_repetitions="$reps" \
+    --benchmark_report_aggregates_only=true --benchmark_min_time=0.5 \
+    --benchmark_out="$out/gemm_only.json" --benchmark_out_format=json >/dev/null 2>&1 || true
+  python3 - "$out/gemm_only.json" <<'PY'
+import json, sys
+try:
+    doc = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit(0)
+print("\nGemmOnly (one epoch's GEMMs, 60,000 samples): median ms per epoch")
+for b in doc["benchmarks"]:
+    if b.get("aggregate_name") == "median":
+        name = b["run_name"].split("/min_time")[0]
+        print("  %-32s %7.1f ms" % (name, b["real_time"]))
+PY
+fi
