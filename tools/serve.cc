@@ -97,6 +97,10 @@ int main(int argc, char** argv) {
                  "Classes in each prediction's top_k list (a request's ?top_k= overrides)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--read-timeout", options.read_timeout_seconds,
+                 "Seconds a worker waits for the rest of a slow request before dropping it")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

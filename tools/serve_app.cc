@@ -598,6 +598,7 @@ struct PredictionServer::Impl {
     server.set_payload_max_length(options.max_body_bytes);
     server.set_keep_alive_max_count(std::max<size_t>(1, options.keep_alive_max_requests));
     server.set_keep_alive_timeout(options.keep_alive_timeout_seconds);
+    server.set_read_timeout(options.read_timeout_seconds, 0);
     // Small responses: without TCP_NODELAY, Nagle + delayed ACK add up to 40 ms per request.
     server.set_tcp_nodelay(true);
 

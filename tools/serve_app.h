@@ -32,6 +32,9 @@ struct ServeOptions {
   // Requests served on one keep-alive connection before the server closes it.
   size_t keep_alive_max_requests = 100000;
   int keep_alive_timeout_seconds = 5;
+  // How long a worker waits for the next bytes of a request. A slow or dishonest client (a
+  // Content-Length larger than what it sends) holds a worker for this long, so it is short.
+  int read_timeout_seconds = 2;
 };
 
 // A request the server refuses: the HTTP status and the message for {"error": ...}.
