@@ -1,6 +1,7 @@
 #include "simdnn/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,6 +110,27 @@ void AtomicFileWriter::commit() {
     throw IoError("wrote " + in_quotes(path_) + " but fsync of its directory " + in_quotes(dir) +
                   " failed: " + errno_text(sync_errno));
   }
+}
+
+size_t remove_stale_temp_files(const std::filesystem::path& path) {
+  const std::filesystem::path dir = parent_dir(path);
+  const std::string prefix = path.filename().string() + ".tmp.";
+  size_t removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid_text = name.substr(prefix.size());
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) {
+      continue;
+    }
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    // ESRCH: no such process, so nobody is writing this file any more.
+    if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) {
+      removed += std::filesystem::remove(entry.path(), ec) ? 1 : 0;
+    }
+  }
+  return removed;
 }
 
 void write_file_atomically(const std::filesystem::path& path, std::span<const uint8_t> bytes) {

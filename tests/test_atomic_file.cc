@@ -128,3 +128,21 @@ TEST_CASE("read_file_bytes: reads whole files, bounds the size, names the path")
                  "not a regular file"));
   CHECK(contains(io_error_message([&] { simdnn::read_file_bytes(dir / "nope", 100); }), "nope"));
 }
+
+TEST_CASE("atomic file: temporary files of dead writers are removed, live ones kept") {
+  simdnn::test::TempDir dir("atomic-stale");
+  const auto target = dir / "model.st";
+  simdnn::test::write_raw(target, {1, 2, 3});
+  // pid 999999999 is above Linux's pid_max (4194304), so no process has it.
+  simdnn::test::write_raw(dir / "model.st.tmp.999999999", {9});
+  const auto live = dir / ("model.st.tmp." + std::to_string(::getppid()));
+  simdnn::test::write_raw(live, {8});
+  simdnn::test::write_raw(dir / "model.st.tmp.notapid", {7});
+  simdnn::test::write_raw(dir / "other.st.tmp.999999999", {6});
+  CHECK(simdnn::remove_stale_temp_files(target) == 1);
+  CHECK_FALSE(std::filesystem::exists(dir / "model.st.tmp.999999999"));
+  CHECK(std::filesystem::exists(live));
+  CHECK(std::filesystem::exists(dir / "model.st.tmp.notapid"));
+  CHECK(std::filesystem::exists(dir / "other.st.tmp.999999999"));
+  CHECK(simdnn::test::read_raw(target) == std::vector<uint8_t>{1, 2, 3});
+}

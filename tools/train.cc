@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "simdnn/atomic_file.h"
 #include "simdnn/autograd.h"
 #include "simdnn/idx.h"
 #include "simdnn/io_error.h"
@@ -239,6 +240,10 @@ int run(const Options& o) {
   std::unique_ptr<simdnn::Optimizer> optimizer = make_optimizer(o);
   const std::filesystem::path out = o.out;
   const std::filesystem::path checkpoint = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
+
+  // Temporary files of earlier runs that were killed mid-write (their process is gone).
+  simdnn::remove_stale_temp_files(out);
+  simdnn::remove_stale_temp_files(checkpoint);
 
   simdnn::set_num_threads(o.threads);
   const int threads = simdnn::resolve_threads(o.threads);

@@ -40,6 +40,11 @@ class AtomicFileWriter {
   int fd_ = -1;
 };
 
+// Removes "<path>.tmp.<pid>" files left by writers that were killed before commit() (SIGKILL,
+// power loss), skipping those whose process is still alive. Returns how many it removed;
+// errors are ignored (a leftover is harmless, it is only disk space).
+size_t remove_stale_temp_files(const std::filesystem::path& path);
+
 // Replaces the file at `path` with `bytes` atomically (see AtomicFileWriter).
 void write_file_atomically(const std::filesystem::path& path, std::span<const uint8_t> bytes);
 
