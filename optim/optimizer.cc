@@ -26,26 +26,26 @@ void ensure_slots(std::vector<Tensor>& slots, std::span<Parameter* const> params
   }
 }
 
-// Runs update(param_index, begin, count) over every parameter, in chunks spread over threads.
-// Chunks are large enough (64 KiB of floats) that each costs far more than the fork/join, and
-// small parameter sets stay on the calling thread.
+// Runs update(param_index, begin, count) over every parameter in chunks of kChunk elements,
+// spread over threads. Chunks are large enough (64 KiB of floats) that each costs far more than
+// the fork/join, and small parameter sets stay on the calling thread. The chunk -> parameter
+// mapping is recomputed per chunk (a few parameters) so no shared table is needed.
 template <class Update>
 void for_each_chunk(std::span<Parameter* const> params, int threads, const Update& update) {
   constexpr size_t kChunk = 16384;
-  struct Chunk {
-    size_t param, begin, count;
-  };
-  size_t total = 0;
-  for (Parameter* p : params) total += p->value.size();
-  if (total < 4 * kChunk) threads = 1;
-  thread_local std::vector<Chunk> chunks;
-  chunks.clear();
+  const auto chunks_of = [&](size_t i) { return (params[i]->value.size() + kChunk - 1) / kChunk; };
+  size_t total = 0, chunks = 0;
   for (size_t i = 0; i < params.size(); ++i) {
-    const size_t n = params[i]->value.size();
-    for (size_t b = 0; b < n; b += kChunk) chunks.push_back({i, b, std::min(kChunk, n - b)});
+    total += params[i]->value.size();
+    chunks += chunks_of(i);
   }
-  detail::parallel_for(static_cast<int64_t>(chunks.size()), resolve_threads(threads),
-                       [&](int64_t c) { update(chunks[c].param, chunks[c].begin, chunks[c].count); });
+  if (total < 4 * kChunk) threads = 1;
+  detail::parallel_for(static_cast<int64_t>(chunks), resolve_threads(threads), [&](int64_t c) {
+    size_t rest = static_cast<size_t>(c), i = 0;
+    while (rest >= chunks_of(i)) rest -= chunks_of(i++);
+    const size_t begin = rest * kChunk;
+    update(i, begin, std::min(kChunk, params[i]->value.size() - begin));
+  });
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "simdnn/optimizer.h"
@@ -75,4 +76,35 @@ TEST_CASE("optimizer state follows the parameters it was created for") {
   Parameter c("c", Shape{5});
   std::vector<Parameter*> other = {&a, &c};
   CHECK_THROWS_AS(adam.step(other), std::invalid_argument);
+}
+
+TEST_CASE("optimizers: threaded updates of large parameters equal the single-threaded ones") {
+  // Large enough (> 64K elements in all) for the update passes to use several threads.
+  auto run = [](int threads, bool adam) {
+    Parameter a("a", Shape{300, 400}), b("b", Shape{1000});
+    for (size_t i = 0; i < a.value.size(); ++i) a.value[i] = std::sin(static_cast<float>(i));
+    std::vector<Parameter*> params = {&a, &b};
+    std::unique_ptr<simdnn::Optimizer> opt;
+    if (adam) {
+      opt = std::make_unique<simdnn::Adam>();
+    } else {
+      opt = std::make_unique<simdnn::Sgd>(simdnn::SgdOptions{.learning_rate = 0.1f, .momentum = 0.9f});
+    }
+    opt->set_threads(threads);
+    for (int step = 0; step < 3; ++step) {
+      for (size_t i = 0; i < a.value.size(); ++i) a.grad[i] = std::cos(static_cast<float>(i + step));
+      for (size_t i = 0; i < b.value.size(); ++i) b.grad[i] = 0.001f * static_cast<float>(i);
+      a.has_grad = b.has_grad = true;
+      opt->step(params);
+    }
+    std::vector<float> out(a.value.data(), a.value.data() + a.value.size());
+    out.insert(out.end(), b.value.data(), b.value.data() + b.value.size());
+    return out;
+  };
+  for (bool adam : {true, false}) {
+    CAPTURE(adam);
+    const std::vector<float> one = run(1, adam);
+    CHECK(one == run(2, adam));
+    CHECK(one == run(3, adam));
+  }
 }
