@@ -64,7 +64,10 @@ std::vector<uint8_t> file_bytes(const fs::path& p) { return simdnn::test::read_r
 TEST_CASE("train CLI: same seed gives the same model file on 1 and 2 threads, and it learns") {
   simdnn::test::TempDir dir("train-cli-repro");
   write_dataset(dir / "data", 400, 100);
-  const std::string common = "--data " + (dir / "data").string() + " --epochs 2 --seed 3 ";
+  // --hidden 1200: 80K parameters and 2.4M multiply-adds per GEMM, enough for the optimizer
+  // and the GEMMs to really use the second thread.
+  const std::string common =
+      "--data " + (dir / "data").string() + " --epochs 2 --seed 3 --hidden 1200 ";
   RunResult a = run_train(dir, common + "--threads 1 --out " + (dir / "a.st").string());
   REQUIRE_MESSAGE(a.exit_code == 0, a.err);
   RunResult b = run_train(dir, common + "--threads 2 --out " + (dir / "b.st").string());
