@@ -87,10 +87,9 @@ HWY_AFTER_NAMESPACE();
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 
 #include "hwy/aligned_allocator.h"
+#include "kernels/parallel.h"
 #include "simdnn/gemm.h"
 #include "simdnn/threading.h"
 
@@ -213,62 +212,6 @@ Split choose_split(const detail::GemmPlan& plan, int64_t m, int64_t n, int64_t k
   return best;
 }
 
-// Falls back to one thread for a while after a parallel call that stalled: the calling thread
-// waited at the join much longer than it worked, or its own share took many times what the
-// multiply-adds need (it was descheduled). On an oversubscribed machine a descheduled OpenMP
-// worker stalls every fork/join by up to a scheduler time slice (ms), and libgomp's default
-// spin-waiting worker steals the caller's CPU: a batch-32 training epoch's GEMMs went from
-// 0.14 s to 0.7-14 s on 2 threads beside two busy compilers, against 0.25-0.5 s on 1 thread.
-// Results do not depend on the thread count, so this only changes speed. Each further stall
-// doubles the window (4 ms up to ~1 s); 16 clean parallel calls in a row halve it again.
-// Shared by all callers; relaxed atomics (a heuristic, races only blur the timing).
-class ContentionGuard {
- public:
-  using Clock = std::chrono::steady_clock;
-
-  // True while a recent stall says to stay on the calling thread.
-  bool serial_now() const {
-    const int64_t until = serial_until_ns_.load(std::memory_order_relaxed);
-    return until != 0 && now_ns() < until;
-  }
-
-  // After a parallel call: `work` is the calling thread's own share, `wait` its time blocked
-  // at the join, `expected` a generous estimate of the share's time on an idle core.
-  void report(int64_t work_ns, int64_t wait_ns, int64_t expected_ns) {
-    const bool stalled = wait_ns > work_ns + kSlackNs || work_ns > 8 * expected_ns + kSlackNs;
-    int level = level_.load(std::memory_order_relaxed);
-    if (stalled) {
-      level = std::min(level + 1, kMaxLevel);
-      clean_.store(0, std::memory_order_relaxed);
-      level_.store(level, std::memory_order_relaxed);
-      serial_until_ns_.store(now_ns() + (kFirstWindowNs << level), std::memory_order_relaxed);
-    } else if (level > 0 && clean_.fetch_add(1, std::memory_order_relaxed) + 1 >= kCleanCalls) {
-      clean_.store(0, std::memory_order_relaxed);
-      level_.store(level - 1, std::memory_order_relaxed);
-    }
-  }
-
-  static int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               Clock::now().time_since_epoch())
-        .count();
-  }
-
- private:
-  // A fork/join with a sleeping (not spinning) worker costs ~10-30 us; a stall is a time slice.
-  static constexpr int64_t kSlackNs = 100'000;
-  static constexpr int64_t kFirstWindowNs = 2'000'000;  // doubled before first use: 4 ms
-  static constexpr int kMaxLevel = 9;                   // 2 ms << 9 = 1 s
-  static constexpr int kCleanCalls = 16;
-  std::atomic<int64_t> serial_until_ns_{0};
-  std::atomic<int> level_{0};
-  std::atomic<int> clean_{0};
-};
-
-ContentionGuard& contention_guard() {
-  static ContentionGuard guard;
-  return guard;
-}
 
 }  // namespace
 
@@ -307,27 +250,10 @@ void gemm(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k,
     gemm_rect(kern, plan, pr, std::min(m, ti * mw), std::min(m, (ti + 1) * mw),
               std::min(n, tj * nw), std::min(n, (tj + 1) * nw));
   };
-  ContentionGuard& guard = contention_guard();
-  if (guard.serial_now()) {
-    enable_flush_to_zero();
-    for (int64_t t = 0; t < tasks; ++t) run_task(t);
-    return;
-  }
-  const int64_t start_ns = ContentionGuard::now_ns();
-  int64_t caller_done_ns = start_ns;
-  // The same static assignment of rectangles as detail::parallel_for; each rectangle's bits do
-  // not depend on which thread computes it.
-#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(tasks, nthreads)))
-  {
-    enable_flush_to_zero();
-#pragma omp for schedule(static) nowait
-    for (int64_t t = 0; t < tasks; ++t) run_task(t);
-    if (omp_get_thread_num() == 0) caller_done_ns = ContentionGuard::now_ns();
-  }
-  const int64_t end_ns = ContentionGuard::now_ns();
   // 20 GFLOP/s per thread: a fifth of the kernel's speed, so only a stall exceeds 8x this.
   const int64_t expected_ns = static_cast<int64_t>(macs / static_cast<double>(nthreads) / 10.0);
-  guard.report(caller_done_ns - start_ns, end_ns - caller_done_ns, expected_ns);
+  // Each rectangle's bits do not depend on which thread computes it.
+  detail::parallel_for(tasks, nthreads, run_task, expected_ns);
 }
 
 }  // namespace simdnn
