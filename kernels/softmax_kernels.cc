@@ -52,6 +52,28 @@ using softmax_detail::ClassifyRow;
 using softmax_detail::FillRow;
 using softmax_detail::RowKind;
 
+// Horizontal maximum of the row-max accumulator: -inf when every lane is -inf.
+//
+// Workaround for Highway 1.0.3's EMU128 target: its MaxOfLanes folds the lanes starting from
+// hwy::LowestValue<float>() = -FLT_MAX instead of -inf, so a vector of -inf reduces to -FLT_MAX.
+// An all -inf row then looked finite (max -FLT_MAX): every exp(-inf - max) was 0, the sum 0, and
+// softmax 0 * (1 / 0) = NaN, log-softmax and the cross-entropy NaN too (-inf - log(0)). Upstream
+// google/highway#2434, fixed by PR #2446 (EMU128 ReduceMin/ReduceMax start from +-inf). EMU128
+// is the fallback target of clang builds and of gcc >= 12.3; gcc < 12.3 gets
+// HWY_BROKEN_EMU128 and SCALAR instead (whose MaxOfLanes is the identity), which is why gcc
+// 12.2 builds never showed it. The other targets reduce with Max shuffles, which keep -inf.
+template <class D, class V>
+HWY_INLINE float RowMaxOfLanes(D d, V v) {
+#if HWY_TARGET == HWY_EMU128
+  float m = -std::numeric_limits<float>::infinity();
+  // The accumulators never hold NaN (Max keeps the non-NaN operand), so a plain max is exact.
+  for (size_t i = 0; i < hn::Lanes(d); ++i) m = HWY_MAX(m, hn::ExtractLane(v, i));
+  return m;
+#else
+  return hn::GetLane(hn::MaxOfLanes(d, v));
+#endif
+}
+
 // Pass 1: row maximum, and whether any entry is NaN (tracked separately because x86 Max
 // returns one fixed operand when the other is NaN, so a NaN does not stick in the maximum).
 // Four accumulators hide the Max latency on in-cache rows.
@@ -89,7 +111,7 @@ HWY_INLINE RowKind ScanRow(size_t cols, const float* HWY_RESTRICT x, float* row_
   }
 #endif
   max0 = hn::Max(hn::Max(max0, max1), hn::Max(max2, max3));
-  float m = hn::GetLane(hn::MaxOfLanes(d, max0));
+  float m = RowMaxOfLanes(d, max0);
   bool has_nan = !hn::AllFalse(d, nan);
   const hn::CappedTag<float, 1> d1;
   for (; i < cols; ++i) {

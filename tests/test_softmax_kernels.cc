@@ -186,6 +186,63 @@ TEST_CASE("softmax extreme logits give no NaN and match the reference") {
   });
 }
 
+TEST_CASE("all -inf rows and rows whose max is -FLT_MAX, at every length on every target") {
+  // Regression: Highway 1.0.3's EMU128 MaxOfLanes reduced a vector of -inf to -FLT_MAX (its fold
+  // starts from LowestValue), so an all -inf row looked finite and gave NaN (softmax_kernels.cc,
+  // RowMaxOfLanes). EMU128 is only compiled by clang and gcc >= 12.3 (older gcc substitutes
+  // SCALAR). Rows here: all -inf (uniform), all -FLT_MAX (a finite row, also uniform), and one
+  // -FLT_MAX among -inf (probability 1 there), at the start and in the tail, at lengths that
+  // reach the 4-vector body, the single-vector loop and the tail of ScanRow on every target.
+  constexpr float kLowest = std::numeric_limits<float>::lowest();
+  test::for_each_simd_target([&](const std::string&) {
+    for (size_t cols : kKernelLengths) {
+      if (cols == 0) continue;
+      CAPTURE(cols);
+      const size_t rows = 4;
+      std::vector<float> x(rows * cols, -kInf);
+      for (size_t c = 0; c < cols; ++c) x[1 * cols + c] = kLowest;
+      x[2 * cols + 0] = kLowest;
+      x[3 * cols + cols - 1] = kLowest;
+      const std::vector<int32_t> labels = {static_cast<int32_t>(cols / 2), 0, 0,
+                                           static_cast<int32_t>(cols - 1)};
+      std::vector<float> y(rows * cols), want(rows * cols), ly(rows * cols), lwant(rows * cols);
+      std::vector<float> probs(rows * cols), want_probs(rows * cols);
+      softmax_rows(rows, cols, x.data(), cols, y.data(), cols);
+      softmax_rows_ref(rows, cols, x.data(), cols, want.data(), cols);
+      log_softmax_rows(rows, cols, x.data(), cols, ly.data(), cols);
+      log_softmax_rows_ref(rows, cols, x.data(), cols, lwant.data(), cols);
+      const double loss = softmax_cross_entropy_forward(rows, cols, x.data(), cols,
+                                                        labels.data(), probs.data());
+      const double want_loss = softmax_cross_entropy_forward_ref(
+          rows, cols, x.data(), cols, labels.data(), want_probs.data());
+      // Row 0 adds log(cols); row 1's log(sum) + max - x loses log(cols) to -FLT_MAX in double
+      // in both implementations; rows 2 and 3 add 0.
+      CHECK(std::isfinite(loss));
+      CHECK(want_loss >= std::log(static_cast<double>(cols)) / 4 - 1e-12);
+      CHECK(loss == doctest::Approx(want_loss).epsilon(1e-6));
+      for (size_t r = 0; r < rows; ++r) {
+        for (size_t c = 0; c < cols; ++c) {
+          const size_t i = r * cols + c;
+          CAPTURE(r);
+          CAPTURE(c);
+          const double p = r < 2 ? 1.0 / static_cast<double>(cols)
+                                 : ((r == 2 && c == 0) || (r == 3 && c == cols - 1)) ? 1.0 : 0.0;
+          REQUIRE(want[i] == doctest::Approx(p));
+          REQUIRE(y[i] == doctest::Approx(p));
+          REQUIRE(probs[i] == y[i]);
+          if (p == 0.0) {
+            REQUIRE(ly[i] == -kInf);
+            REQUIRE(lwant[i] == -kInf);
+          } else {
+            REQUIRE(ly[i] == doctest::Approx(std::log(p)));
+            REQUIRE(ly[i] == doctest::Approx(lwant[i]));
+          }
+        }
+      }
+    }
+  });
+}
+
 TEST_CASE("a NaN or +inf anywhere in a row makes exactly that output row NaN") {
   test::for_each_simd_target([](const std::string&) {
     for (size_t cols : {1, 3, 16, 17, 64, 65, 100}) {
