@@ -49,6 +49,20 @@ constexpr size_t kMR = 6, kNV = 2, kMRTall = 12;
 constexpr size_t kMR = 4, kNV = 2, kMRTall = 8;
 #endif
 
+// Single-row (GEMV) tiles for m = 1: 1 x kGemvNV vectors, B streamed in place, so a one-image
+// forward pass does not compute a full 12- or 16-row tile. kGemvNV accumulators cover 128
+// columns on AVX-512 (8 zmm + the B loads + one broadcast fit 32 registers; 4 on AVX2 keeps
+// 4 + 4 + 1 within 16 ymm). A 1 x 1-vector tile serves n <= one vector (the n = 10 layer).
+// Same MicroTile, hence the same per-element operations as the tall and wide tiles: a row
+// computed alone equals, bit for bit, the same row inside a batch.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr size_t kGemvNV = 8;
+#elif HWY_TARGET == HWY_AVX2
+constexpr size_t kGemvNV = 4;
+#else
+constexpr size_t kGemvNV = 2;
+#endif
+
 // Depth and row blocks. kc = 512 makes one kc x 16 strip of B as large as L1 (32 KiB) against
 // the usual "half of L1", but halves the passes over C: on Zen 4 (1 thread) sq1024 went from
 // 96-99 to 100-103 GFLOP/s and sq2048 from 94-99 to 102-105, the MLP shapes unchanged. The A

@@ -25,7 +25,17 @@ constexpr int64_t kTallCostPercent = 105;
 #endif
 
 // The tile with the least padded work: rows rounded up to mr times columns rounded up to nr.
+// m = 1 takes a 1-row tile (see kGemvNV): same kc/mc/nc blocking, hence the same bits.
 void PlanFor(int64_t m, int64_t n, int64_t /*k*/, detail::GemmPlan* plan) {
+  plan->kc_max = kKC;
+  plan->mc_max = kMC;
+  plan->nc_max = kNC;
+  if (m == 1) {
+    plan->mr = 1;
+    plan->nr = static_cast<int64_t>(n <= static_cast<int64_t>(kLanes) ? kLanes
+                                                                       : kGemvNV * kLanes);
+    return;
+  }
   const auto padded = [](int64_t x, int64_t step) { return (x + step - 1) / step * step; };
   constexpr int64_t kWideNR = static_cast<int64_t>(kNV * kLanes);
   constexpr int64_t kTallNR = static_cast<int64_t>(kLanes);
@@ -34,41 +44,58 @@ void PlanFor(int64_t m, int64_t n, int64_t /*k*/, detail::GemmPlan* plan) {
   const bool use_tall = tall < wide;
   plan->mr = static_cast<int64_t>(use_tall ? kMRTall : kMR);
   plan->nr = use_tall ? kTallNR : kWideNR;
-  plan->kc_max = kKC;
-  plan->mc_max = kMC;
-  plan->nc_max = kNC;
 }
 
 bool IsWide(const detail::GemmPlan& plan) {
   return plan.mr == static_cast<int64_t>(kMR) && plan.nr == static_cast<int64_t>(kNV * kLanes);
 }
 
+// Which of the four tiles a plan names.
+enum class Tile { kWide, kTall, kGemv, kGemv1 };
+Tile TileOf(const detail::GemmPlan& plan) {
+  if (plan.mr == 1) {
+    return plan.nr == static_cast<int64_t>(kLanes) ? Tile::kGemv1 : Tile::kGemv;
+  }
+  return IsWide(plan) ? Tile::kWide : Tile::kTall;
+}
+
 void PackBEntry(const detail::GemmPlan& plan, bool trans_b, const float* b, int64_t ldb,
                 int64_t p0, int64_t kc, int64_t j0, int64_t nc, int64_t s_begin, int64_t s_end,
                 float* bp) {
-  if (IsWide(plan)) {
-    PackB<kNV * kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
-  } else {
-    PackB<kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
+  switch (TileOf(plan)) {
+    case Tile::kWide:
+      return PackB<kNV * kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
+    case Tile::kGemv:
+      return PackB<kGemvNV * kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
+    default:
+      return PackB<kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
   }
 }
 
 void PackAEntry(const detail::GemmPlan& plan, bool trans_a, const float* a, int64_t lda,
                 int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* ap) {
-  if (IsWide(plan)) {
-    PackA<kMR>(trans_a, a, lda, i0, mc, p0, kc, ap);
-  } else {
-    PackA<kMRTall>(trans_a, a, lda, i0, mc, p0, kc, ap);
+  switch (TileOf(plan)) {
+    case Tile::kWide:
+      return PackA<kMR>(trans_a, a, lda, i0, mc, p0, kc, ap);
+    case Tile::kTall:
+      return PackA<kMRTall>(trans_a, a, lda, i0, mc, p0, kc, ap);
+    default:
+      return PackA<1>(trans_a, a, lda, i0, mc, p0, kc, ap);
   }
 }
 
 void MacroEntry(const detail::GemmPlan& plan, const float* ap, int64_t mc, int64_t kc,
                 const detail::GemmBView& b, int64_t s_begin, int64_t s_end, int64_t nc,
                 float alpha, float beta, float* c, int64_t ldc) {
-  if (IsWide(plan)) {
-    MacroKernel<kMR, kNV>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
-  } else {
-    MacroKernel<kMRTall, 1>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
+  switch (TileOf(plan)) {
+    case Tile::kWide:
+      return MacroKernel<kMR, kNV>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
+    case Tile::kTall:
+      return MacroKernel<kMRTall, 1>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
+    case Tile::kGemv:
+      return MacroKernel<1, kGemvNV>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
+    case Tile::kGemv1:
+      return MacroKernel<1, 1>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
   }
 }
 
