@@ -7,6 +7,7 @@
 #ifndef SIMDNN_KERNELS_GEMM_INL_H_
 #define SIMDNN_KERNELS_GEMM_INL_H_
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/gemm_internal.h"
 #endif
@@ -49,19 +50,24 @@ constexpr size_t kMR = 6, kNV = 2, kMRTall = 12;
 constexpr size_t kMR = 4, kNV = 2, kMRTall = 8;
 #endif
 
-// Single-row (GEMV) tiles for m = 1: 1 x kGemvNV vectors, B streamed in place, so a one-image
-// forward pass does not compute a full 12- or 16-row tile. kGemvNV accumulators cover 128
-// columns on AVX-512 (8 zmm + the B loads + one broadcast fit 32 registers; 4 on AVX2 keeps
-// 4 + 4 + 1 within 16 ymm). A 1 x 1-vector tile serves n <= one vector (the n = 10 layer).
+// Small-m tiles for 1 <= m <= kSmallMaxM (below kMR): m x SmallNV(m) vectors with B streamed
+// in place, so a one-image forward pass (m = 1) or a tiny batch does not compute a full 12- or
+// 16-row tile. SmallNV(1) covers 128 columns on AVX-512. Register budget as above: AVX-512
+// 2x8 (16 + 8 + 1), 3x4 and 4x4 (16 + 4 + 1) of 32; AVX2 1x4 / 2x4 / 3x3 of 16 ymm;
+// SSE 2 vectors. An m x 1-vector variant serves n <= one vector (the n = 10 layer).
 // Same MicroTile, hence the same per-element operations as the tall and wide tiles: a row
 // computed alone equals, bit for bit, the same row inside a batch.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-constexpr size_t kGemvNV = 8;
+constexpr int64_t kSmallMaxM = 4;
+constexpr size_t SmallNV(size_t rows) { return rows <= 2 ? 8 : 4; }
 #elif HWY_TARGET == HWY_AVX2
-constexpr size_t kGemvNV = 4;
+constexpr int64_t kSmallMaxM = 3;
+constexpr size_t SmallNV(size_t rows) { return rows <= 2 ? 4 : 3; }
 #else
-constexpr size_t kGemvNV = 2;
+constexpr int64_t kSmallMaxM = 3;
+constexpr size_t SmallNV(size_t /*rows*/) { return 2; }
 #endif
+static_assert(kSmallMaxM < static_cast<int64_t>(kMR), "small tiles must be shorter than kMR");
 
 // Depth and row blocks. kc = 512 makes one kc x 16 strip of B as large as L1 (32 KiB) against
 // the usual "half of L1", but halves the passes over C: on Zen 4 (1 thread) sq1024 went from

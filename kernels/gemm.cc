@@ -25,15 +25,18 @@ constexpr int64_t kTallCostPercent = 105;
 #endif
 
 // The tile with the least padded work: rows rounded up to mr times columns rounded up to nr.
-// m = 1 takes a 1-row tile (see kGemvNV): same kc/mc/nc blocking, hence the same bits.
-void PlanFor(int64_t m, int64_t n, int64_t /*k*/, detail::GemmPlan* plan) {
+// m <= kSmallMaxM takes an m-row tile (see SmallNV): same kc/mc/nc blocking, hence the same
+// bits.
+void PlanFor(int64_t m, int64_t n, int64_t /*k*/, bool trans_b, detail::GemmPlan* plan) {
   plan->kc_max = kKC;
   plan->mc_max = kMC;
   plan->nc_max = kNC;
-  if (m == 1) {
-    plan->mr = 1;
-    plan->nr = static_cast<int64_t>(n <= static_cast<int64_t>(kLanes) ? kLanes
-                                                                       : kGemvNV * kLanes);
+  if (m <= kSmallMaxM) {
+    plan->mr = m;
+    // Transposed B is packed anyway: one-vector strips pack ~15% faster than wide ones
+    // (1 x 784 x 128: 33 vs 37 us with 128-wide strips) and pad nothing at n = 784.
+    const bool one_vector = trans_b || n <= static_cast<int64_t>(kLanes);
+    plan->nr = static_cast<int64_t>(one_vector ? kLanes : SmallNV(static_cast<size_t>(m)) * kLanes);
     return;
   }
   const auto padded = [](int64_t x, int64_t step) { return (x + step - 1) / step * step; };
@@ -50,42 +53,47 @@ bool IsWide(const detail::GemmPlan& plan) {
   return plan.mr == static_cast<int64_t>(kMR) && plan.nr == static_cast<int64_t>(kNV * kLanes);
 }
 
-// Which of the four tiles a plan names.
-enum class Tile { kWide, kTall, kGemv, kGemv1 };
-Tile TileOf(const detail::GemmPlan& plan) {
-  if (plan.mr == 1) {
-    return plan.nr == static_cast<int64_t>(kLanes) ? Tile::kGemv1 : Tile::kGemv;
+template <size_t N>
+using SizeT = std::integral_constant<size_t, N>;
+
+// Calls f(SizeT<MR>, SizeT<NV>) for the tile a plan names.
+template <class F>
+HWY_INLINE void WithTile(const detail::GemmPlan& plan, const F& f) {
+  const bool one_vector = plan.nr == static_cast<int64_t>(kLanes);
+  const auto small = [&](auto rows) HWY_ATTR {
+    if (one_vector) {
+      f(rows, SizeT<1>());
+    } else {
+      f(rows, SizeT<SmallNV(decltype(rows)::value)>());
+    }
+  };
+  if (plan.mr == 1) return small(SizeT<1>());
+  if (plan.mr == 2) return small(SizeT<2>());
+  if (plan.mr == 3) return small(SizeT<3>());
+  if constexpr (kSmallMaxM >= 4) {
+    if (plan.mr == 4) return small(SizeT<4>());
   }
-  return IsWide(plan) ? Tile::kWide : Tile::kTall;
+  if (IsWide(plan)) return f(SizeT<kMR>(), SizeT<kNV>());
+  f(SizeT<kMRTall>(), SizeT<1>());
 }
 
 void PackBEntry(const detail::GemmPlan& plan, bool trans_b, const float* b, int64_t ldb,
                 int64_t p0, int64_t kc, int64_t j0, int64_t nc, int64_t s_begin, int64_t s_end,
                 float* bp) {
-  switch (TileOf(plan)) {
-    case Tile::kWide:
-      return PackB<kNV * kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
-    case Tile::kGemv:
-      return PackB<kGemvNV * kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
-    default:
-      return PackB<kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
-  }
+  WithTile(plan, [&](auto /*mr*/, auto nv) HWY_ATTR {
+    PackB<decltype(nv)::value * kLanes>(trans_b, b, ldb, p0, kc, j0, nc, s_begin, s_end, bp);
+  });
 }
 
 void PackAEntry(const detail::GemmPlan& plan, bool trans_a, const float* a, int64_t lda,
                 int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* ap) {
-  switch (TileOf(plan)) {
-    case Tile::kWide:
-      return PackA<kMR>(trans_a, a, lda, i0, mc, p0, kc, ap);
-    case Tile::kTall:
-      return PackA<kMRTall>(trans_a, a, lda, i0, mc, p0, kc, ap);
-    default:
-      return PackA<1>(trans_a, a, lda, i0, mc, p0, kc, ap);
-  }
+  WithTile(plan, [&](auto mr, auto /*nv*/) HWY_ATTR {
+    PackA<decltype(mr)::value>(trans_a, a, lda, i0, mc, p0, kc, ap);
+  });
 }
 
-// One out-of-line function per tile: inlining all four macro-kernels into one entry changed
-// the code of the batch tiles (bwd2_dH, k = 10, lost 3-5%).
+// One out-of-line function per tile: inlining all macro-kernels into one entry changed the
+// code of the batch tiles (bwd2_dH, k = 10, lost 3-5%).
 template <size_t MR, size_t NV>
 HWY_NOINLINE void MacroFor(const float* ap, int64_t mc, int64_t kc, const detail::GemmBView& b,
                            int64_t s_begin, int64_t s_end, int64_t nc, float alpha, float beta,
@@ -96,16 +104,10 @@ HWY_NOINLINE void MacroFor(const float* ap, int64_t mc, int64_t kc, const detail
 void MacroEntry(const detail::GemmPlan& plan, const float* ap, int64_t mc, int64_t kc,
                 const detail::GemmBView& b, int64_t s_begin, int64_t s_end, int64_t nc,
                 float alpha, float beta, float* c, int64_t ldc) {
-  switch (TileOf(plan)) {
-    case Tile::kWide:
-      return MacroFor<kMR, kNV>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
-    case Tile::kTall:
-      return MacroFor<kMRTall, 1>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
-    case Tile::kGemv:
-      return MacroFor<1, kGemvNV>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
-    case Tile::kGemv1:
-      return MacroFor<1, 1>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
-  }
+  WithTile(plan, [&](auto mr, auto nv) HWY_ATTR {
+    MacroFor<decltype(mr)::value, decltype(nv)::value>(ap, mc, kc, b, s_begin, s_end, nc, alpha,
+                                                       beta, c, ldc);
+  });
 }
 
 }  // namespace gemm
@@ -263,7 +265,7 @@ void gemm(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k,
   // One dispatch per call: tile, packing and kernel all come from the same target.
   const detail::GemmKernels kern = HWY_DYNAMIC_DISPATCH(GemmKernelsForTarget)();
   detail::GemmPlan plan;
-  kern.plan(m, n, k, &plan);
+  kern.plan(m, n, k, trans_b == Transpose::kYes, &plan);
   const Problem pr{trans_a == Transpose::kYes, trans_b == Transpose::kYes, m, n, k, alpha, a,
                    lda, b, ldb, beta, c, ldc};
 

@@ -30,8 +30,8 @@ struct GemmBView {
 // The per-target entry points, taken together from one target so that a call never mixes
 // the tile of one target with the kernel of another.
 struct GemmKernels {
-  // Register tile and blocking for an m x n x k problem.
-  void (*plan)(int64_t m, int64_t n, int64_t k, GemmPlan* plan);
+  // Register tile and blocking for an m x n x k problem (op(B) = B^T if trans_b).
+  void (*plan)(int64_t m, int64_t n, int64_t k, bool trans_b, GemmPlan* plan);
   // Packs strips [strip_begin, strip_end) of op(B)[p0 : p0+kc, j0 : j0+nc] into bp (strip s at
   // bp + s * kc * nr), zero-padding the columns past nc.
   void (*pack_b)(const GemmPlan& plan, bool trans_b, const float* b, int64_t ldb, int64_t p0,

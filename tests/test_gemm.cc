@@ -253,68 +253,79 @@ TEST_CASE("gemm: 1 and 2 threads give bit-identical results on every target") {
   });
 }
 
-TEST_CASE("gemm: m = 1 (single-row tile) equals the same row of a 33-row GEMM, bit for bit") {
+TEST_CASE("gemm: m = 1..4 (small-m tiles) equal the same rows of a 33-row GEMM, bit for bit") {
   // One image predicted alone must give exactly the probabilities it gets inside a batch: the
-  // 1-row tile has to repeat the tiled path's depth blocking, accumulation order and update.
-  const Transpose N = Transpose::kNo, T = Transpose::kYes;
+  // m-row tiles (m <= 4 on AVX-512, <= 3 elsewhere) have to repeat the tiled path's depth
+  // blocking, accumulation order and update.
+  const Transpose T = Transpose::kYes;
   constexpr int64_t kRows = 33;
-  std::vector<GemmCase> singles;
+  std::vector<GemmCase> smalls;
   std::vector<GemmCase> batches;
-  std::vector<int64_t> rows;
+  std::vector<int64_t> firsts;
   uint64_t seed = 9000;
   int variant = 0;
   for (Transpose ta : kTrans) {
     for (Transpose tb : kTrans) {
       for (int64_t k : {1, 7, 255, 784, 1100}) {
         for (int64_t n : {1, 10, 16, 17, 128, 200}) {
-          const float alphas[] = {1.0f, -0.5f, 1.0f};
-          const float betas[] = {0.0f, 0.7f, 1.0f};
-          const float alpha = alphas[variant % 3], beta = betas[(variant / 3) % 3];
-          const int64_t pad = variant % 2 == 0 ? 0 : 2 * (variant % 4) + 1;  // odd strides
-          ++variant;
-          ++seed;
-          // The batch: kRows rows of A and C, with B, alpha, beta and strides shared.
-          GemmCase batch(ta, tb, kRows, n, k, alpha, beta, pad + 2, pad, pad + 1, seed);
-          GemmCase single(ta, tb, 1, n, k, alpha, beta, pad, pad, pad + 3, seed + 100000);
-          const int64_t r = static_cast<int64_t>(seed % kRows);
-          // Same B; row r of A and of C copied into the single-row problem.
-          single.b = batch.b;
-          single.ldb = batch.ldb;
-          for (int64_t p = 0; p < k; ++p) {
-            single.a[ta == T ? p * single.lda : p] =
-                ta == T ? batch.a[p * batch.lda + r] : batch.a[r * batch.lda + p];
+          for (int64_t m : {1, 2, 3, 4}) {
+            const float alphas[] = {1.0f, -0.5f, 1.0f};
+            const float betas[] = {0.0f, 0.7f, 1.0f, 0.0f};
+            const float alpha = alphas[variant % 3], beta = betas[variant % 4];
+            const int64_t pad = variant % 2 == 0 ? 0 : 2 * (variant % 4) + 1;  // odd strides
+            ++variant;
+            ++seed;
+            // The batch: kRows rows of A and C, with B, alpha, beta and strides shared.
+            GemmCase batch(ta, tb, kRows, n, k, alpha, beta, pad + 2, pad, pad + 1, seed);
+            GemmCase small(ta, tb, m, n, k, alpha, beta, pad, pad, pad + 3, seed + 100000);
+            const int64_t r0 = static_cast<int64_t>(seed % (kRows - m + 1));
+            // Same B; rows r0 .. r0 + m - 1 of A and of C copied into the small problem.
+            small.b = batch.b;
+            small.ldb = batch.ldb;
+            for (int64_t i = 0; i < m; ++i) {
+              const int64_t r = r0 + i;
+              for (int64_t p = 0; p < k; ++p) {
+                small.a[ta == T ? p * small.lda + i : i * small.lda + p] =
+                    ta == T ? batch.a[p * batch.lda + r] : batch.a[r * batch.lda + p];
+              }
+              for (int64_t j = 0; j < n; ++j) {
+                small.c0[i * small.ldc + j] = batch.c0[r * batch.ldc + j];
+                small.bound[i * small.ldc + j] = batch.bound[r * batch.ldc + j];
+              }
+            }
+            // Reference for the copied operands.
+            small.expected = small.c0;
+            simdnn::gemm_ref(ta, tb, m, n, k, alpha, GemmCase::data(small.a), small.lda,
+                             GemmCase::data(small.b), small.ldb, beta,
+                             GemmCase::data(small.expected), small.ldc);
+            smalls.push_back(std::move(small));
+            batches.push_back(std::move(batch));
+            firsts.push_back(r0);
           }
-          for (int64_t j = 0; j < n; ++j) single.c0[j] = batch.c0[r * batch.ldc + j];
-          // Reference and bound for the copied operands.
-          single.expected = single.c0;
-          simdnn::gemm_ref(ta, tb, 1, n, k, alpha, GemmCase::data(single.a), single.lda,
-                           GemmCase::data(single.b), single.ldb, beta,
-                           GemmCase::data(single.expected), single.ldc);
-          std::vector<float> one_row_bound(batch.bound.begin() + r * batch.ldc,
-                                           batch.bound.begin() + r * batch.ldc + n);
-          for (int64_t j = 0; j < n; ++j) single.bound[j] = one_row_bound[j];
-          singles.push_back(std::move(single));
-          batches.push_back(std::move(batch));
-          rows.push_back(r);
         }
       }
     }
   }
-  (void)N;
   for_each_simd_target([&](const std::string&) {
     int failures = 0;
-    for (size_t t = 0; t < singles.size(); ++t) {
-      const GemmCase& single = singles[t];
+    for (size_t t = 0; t < smalls.size(); ++t) {
+      const GemmCase& small = smalls[t];
       const GemmCase& batch = batches[t];
-      CAPTURE(single.describe());
-      const std::vector<float> one = single.run(1);
+      CAPTURE(small.describe());
+      const std::vector<float> few = small.run(1);
+      const std::vector<float> few2 = small.run(2);
       const std::vector<float> many = batch.run(1);
       const std::vector<float> many2 = batch.run(2);
+      CHECK(std::memcmp(few.data(), few2.data(), few.size() * sizeof(float)) == 0);
       CHECK(std::memcmp(many.data(), many2.data(), many.size() * sizeof(float)) == 0);
-      const float* row = many.data() + rows[t] * batch.ldc;
-      const bool same = std::memcmp(one.data(), row, single.n * sizeof(float)) == 0;
+      bool same = true;
+      for (int64_t i = 0; i < small.m; ++i) {
+        const float* row = many.data() + (firsts[t] + i) * batch.ldc;
+        same = same && std::memcmp(few.data() + i * small.ldc, row,
+                                   static_cast<size_t>(small.n) * sizeof(float)) == 0;
+      }
       CHECK(same);
-      if (single.check(one) > 0 || !same) {
+      if (small.check(few) > 0 || !same) {
         if (++failures > 5) FAIL("too many failing shapes");
       }
     }
