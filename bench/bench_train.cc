@@ -80,7 +80,7 @@ void Epoch(benchmark::State& state) {
     rng.shuffle(order);
     for (size_t s = 0; s < d.count; s += batch) {
       std::span<const uint32_t> idx(order.data() + s, std::min(batch, d.count - s));
-      simdnn::gather_batch(d.pixels, kFeatures, idx, 1.0f / 255.0f, x);
+      simdnn::gather_batch(d.pixels, kFeatures, idx, 1.0f / 255.0f, x, threads);
       simdnn::gather_labels(d.labels, idx, labels);
       simdnn::train_step(model.network(), tape, adam, x, labels);
     }

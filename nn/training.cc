@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "kernels/parallel.h"
 #include "simdnn/softmax_kernels.h"
 #include "simdnn/vector_kernels.h"
 
@@ -19,16 +20,25 @@ size_t argmax_row(const float* row, size_t cols) {
 }  // namespace
 
 void gather_batch(std::span<const uint8_t> pixels, size_t features,
-                  std::span<const uint32_t> indices, float scale, Tensor& x) {
+                  std::span<const uint32_t> indices, float scale, Tensor& x, int threads) {
   x.resize(Shape{indices.size(), features});
-  for (size_t i = 0; i < indices.size(); ++i) {
-    const size_t offset = static_cast<size_t>(indices[i]) * features;
-    if (offset + features > pixels.size()) {
-      throw std::out_of_range("gather_batch: image " + std::to_string(indices[i]) +
+  for (uint32_t index : indices) {
+    if (static_cast<size_t>(index) * features + features > pixels.size()) {
+      throw std::out_of_range("gather_batch: image " + std::to_string(index) +
                               " is past the end of the data");
     }
-    convert_u8_to_float(features, pixels.data() + offset, scale, x.data() + i * features);
   }
+  // Rows in blocks of 32: each row's conversion is independent of the thread that runs it.
+  constexpr size_t kRowsPerTask = 32;
+  const size_t tasks = (indices.size() + kRowsPerTask - 1) / kRowsPerTask;
+  const int workers = indices.size() * features >= (size_t{1} << 16) ? resolve_threads(threads) : 1;
+  detail::parallel_for(static_cast<int64_t>(tasks), workers, [&](int64_t t) {
+    const size_t end = std::min(indices.size(), (static_cast<size_t>(t) + 1) * kRowsPerTask);
+    for (size_t i = static_cast<size_t>(t) * kRowsPerTask; i < end; ++i) {
+      convert_u8_to_float(features, pixels.data() + static_cast<size_t>(indices[i]) * features,
+                          scale, x.data() + i * features);
+    }
+  });
 }
 
 void gather_labels(std::span<const uint8_t> all_labels, std::span<const uint32_t> indices,
@@ -85,7 +95,7 @@ Evaluation evaluate(Sequential& model, std::span<const uint8_t> pixels, size_t f
     const size_t n = std::min(batch, ev.count - start);
     indices.resize(n);
     for (size_t i = 0; i < n; ++i) indices[i] = static_cast<uint32_t>(start + i);
-    gather_batch(pixels, features, indices, scale, x);
+    gather_batch(pixels, features, indices, scale, x, threads);
     gather_labels(labels, indices, batch_labels);
     const Tensor& probs = model.predict(x, threads);
     if (probs.cols() != num_classes) {

@@ -319,7 +319,7 @@ int run(const Options& o) {
     for (size_t start = 0; start < train_count; start += batch) {
       const size_t n = std::min(batch, train_count - start);
       std::span<const uint32_t> idx(order.data() + start, n);
-      simdnn::gather_batch(train.images.pixels, features, idx, info.pixel_scale, x);
+      simdnn::gather_batch(train.images.pixels, features, idx, info.pixel_scale, x, o.threads);
       simdnn::gather_labels(train.labels.labels, idx, labels);
       simdnn::StepResult r;
       try {

@@ -23,8 +23,10 @@ class NonFiniteLoss : public std::runtime_error {
 
 // x[i, :] = pixels[indices[i] * features + j] * scale: one batch of uint8 images as floats.
 // x is resized to [indices.size(), features] (no allocation once it has held a batch as large).
+// Large batches are converted on `threads` threads (0 = OpenMP default); the result does not
+// depend on the thread count. Throws std::out_of_range for an index past the data.
 void gather_batch(std::span<const uint8_t> pixels, size_t features,
-                  std::span<const uint32_t> indices, float scale, Tensor& x);
+                  std::span<const uint32_t> indices, float scale, Tensor& x, int threads = 0);
 // labels[i] = all_labels[indices[i]].
 void gather_labels(std::span<const uint8_t> all_labels, std::span<const uint32_t> indices,
                    std::vector<int32_t>& labels);
