@@ -133,6 +133,28 @@ bool decode_binary_pnm(std::span<const uint8_t> bytes, const std::string& name,
   return true;
 }
 
+// PNG: every chunk's declared length must fit in the bytes that follow it. stb_image 2.27
+// grows its IDAT buffer to the declared length before reading, so a 100-byte file declaring a
+// 2 GiB chunk made it allocate 2 GiB (found by fuzz_image). Checking the chunk walk here bounds
+// stb's buffers by the file size.
+void check_png_chunks(std::span<const uint8_t> bytes, const std::string& name) {
+  static constexpr uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (bytes.size() < 8 || !std::equal(kSignature, kSignature + 8, bytes.begin())) return;
+  size_t pos = 8;
+  while (bytes.size() - pos >= 12) {  // length, type, (data), crc
+    const uint64_t length = uint64_t{bytes[pos]} << 24 | uint64_t{bytes[pos + 1]} << 16 |
+                            uint64_t{bytes[pos + 2]} << 8 | bytes[pos + 3];
+    if (length > bytes.size() - pos - 12) {
+      throw IoError("cannot decode image " + name + ": PNG chunk at byte " + std::to_string(pos) +
+                    " declares " + std::to_string(length) + " bytes, only " +
+                    std::to_string(bytes.size() - pos - 12) + " follow (truncated or corrupt)");
+    }
+    const bool end = std::equal(bytes.begin() + pos + 4, bytes.begin() + pos + 8, "IEND");
+    pos += 12 + length;
+    if (end) return;
+  }
+}
+
 }  // namespace
 
 GrayImage decode_image(std::span<const uint8_t> bytes, std::string_view name_for_errors,
@@ -140,6 +162,7 @@ GrayImage decode_image(std::span<const uint8_t> bytes, std::string_view name_for
   const std::string name = in_quotes(name_for_errors);
   GrayImage pnm;
   if (decode_binary_pnm(bytes, name, max_pixels, pnm)) return pnm;
+  check_png_chunks(bytes, name);
   if (bytes.size() > static_cast<size_t>(INT_MAX)) {
     throw IoError("cannot decode image " + name + ": " + std::to_string(bytes.size()) +
                   " bytes is more than stb_image accepts");

@@ -231,3 +231,16 @@ TEST_CASE("image: binary PNM is checked for truncation; 16-bit PNM decodes safel
   CHECK(img.pixels[0] == 255);
   CHECK(img.pixels[1] == 85);
 }
+
+TEST_CASE("image: a PNG chunk longer than the file is refused before stb allocates for it") {
+  std::vector<uint8_t> gray(16 * 16, 100);
+  std::vector<uint8_t> png = simdnn::encode_image(gray, 16, 16, 1, simdnn::ImageFormat::kPng);
+  // The first chunk after the signature is IHDR (13 bytes); the next one's length is at 33.
+  REQUIRE(png.size() > 41);
+  png[33] = 0x7F;
+  png[34] = png[35] = png[36] = 0xFF;  // declares 2 GiB
+  std::string msg = simdnn::test::io_error_message(
+      [&] { simdnn::decode_image(png, "huge-chunk.png"); });
+  CHECK(msg.find("huge-chunk.png") != std::string::npos);
+  CHECK(msg.find("PNG chunk") != std::string::npos);
+}
