@@ -7,6 +7,8 @@
 #   scripts/fuzz.sh [seconds per target, default 60]
 #   FUZZ_TARGETS="idx image" scripts/fuzz.sh 30      only some targets
 #   FUZZ_JOBS=1 scripts/fuzz.sh                      one target at a time (default: nproc)
+#   FUZZ_SEED=0 scripts/fuzz.sh 600                  a fresh random seed (default 1: CI's runs
+#                                                    explore the same inputs from run to run)
 #
 # New inputs libFuzzer finds go to build-fuzz/corpus/<name>/ and are reused by the next run.
 set -euo pipefail
@@ -40,7 +42,8 @@ run_one() {
   # First corpus dir is read and written; the seeds are only read. -timeout: one input taking
   # over 10 s is a bug; -rss_limit_mb: so is a run needing 2 GB.
   "$build_dir/fuzz/fuzz_$t" "$corpus" "$seeds/$t" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" -timeout=10 -rss_limit_mb=2048 \
+    -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$build_dir/artifacts/$t-" \
     > "$build_dir/logs/$t.log" 2>&1
 }
