@@ -83,6 +83,7 @@ void ActivationLayer::infer(const Tensor& x, Tensor& y, int) const {
 }
 
 Sequential& Sequential::add(std::unique_ptr<Layer> layer) {
+  for (Parameter* p : layer->parameters()) parameters_.push_back(p);
   layers_.push_back(std::move(layer));
   buffers_.resize(layers_.size());
   return *this;
@@ -123,12 +124,5 @@ const Tensor& Sequential::predict(const Tensor& x, int threads) {
   return *in;
 }
 
-std::vector<Parameter*> Sequential::parameters() {
-  std::vector<Parameter*> params;
-  for (auto& l : layers_) {
-    for (Parameter* p : l->parameters()) params.push_back(p);
-  }
-  return params;
-}
 
 }  // namespace simdnn

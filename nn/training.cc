@@ -58,7 +58,7 @@ void argmax_rows(const Tensor& scores, std::vector<int32_t>& out) {
 StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const Tensor& x,
                       std::span<const int32_t> labels) {
   tape.clear();
-  std::vector<Parameter*> params = model.parameters();
+  const std::vector<Parameter*>& params = model.parameters();
   for (Parameter* p : params) p->zero_grad();
   Var logits = model.forward_logits(tape, tape.input(x));
   Var loss = tape.softmax_cross_entropy(logits, labels);

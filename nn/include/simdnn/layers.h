@@ -80,7 +80,9 @@ class Sequential {
   // call; after the first call with a given batch size nothing is allocated.
   const Tensor& predict(const Tensor& x, int threads = 0);
 
-  std::vector<Parameter*> parameters();
+  // Every layer's parameters in order; kept up to date by add(), so reading it allocates
+  // nothing (train_step reads it every step).
+  const std::vector<Parameter*>& parameters() const { return parameters_; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
   // True when the last layer is a softmax activation.
   bool ends_with_softmax() const;
@@ -88,6 +90,7 @@ class Sequential {
  private:
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Tensor> buffers_;  // per-layer inference outputs
+  std::vector<Parameter*> parameters_;  // point into layers_, which own them (stable on move)
 };
 
 }  // namespace simdnn

@@ -57,7 +57,7 @@ class Model {
   const std::vector<LayerSpec>& layers() const { return layers_; }
   Sequential& network() { return network_; }
   size_t num_classes() const { return layers_.back().units; }
-  std::vector<Parameter*> parameters() { return network_.parameters(); }
+  const std::vector<Parameter*>& parameters() const { return network_.parameters(); }
   size_t parameter_count();
 
   // Class probabilities (or the last layer's outputs) for a [batch, input_size] matrix; the
