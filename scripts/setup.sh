@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libhwy-dev libbenchmark-dev doctest-dev libstb-dev zlib1g-dev
+  libhwy-dev libbenchmark-dev doctest-dev libstb-dev libjpeg62-turbo-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev prometheus-cpp-dev
   dataset-fashion-mnist
   # Fuzzing (scripts/fuzz.sh: libFuzzer, ASan, UBSan) and the TSan build: clang with its

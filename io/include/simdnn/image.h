@@ -1,5 +1,5 @@
-// Images for prediction: decoding (PNG, JPEG, BMP, GIF, TGA, PSD, PNM, HDR via stb_image),
-// resizing, and conversion to MNIST-style model input.
+// Images for prediction: decoding (JPEG via libjpeg-turbo; PNG, BMP, GIF, TGA, PSD, PNM, HDR via
+// stb_image), resizing, and conversion to MNIST-style model input.
 #pragma once
 
 #include <cstddef>
@@ -26,10 +26,11 @@ struct GrayImage {
   uint8_t at(int x, int y) const { return pixels[static_cast<size_t>(y) * width + x]; }
 };
 
-// Decodes any format stb_image knows. Colour is converted to luma; transparency is composited
-// over white, so a transparent background reads as paper rather than black. Throws IoError
-// naming `name_for_errors` and stb's reason when the bytes are not a decodable image (unknown
-// format, truncated, corrupt), or when the header declares more than max_pixels pixels.
+// Decodes JPEG (with libjpeg-turbo) and the other formats stb_image knows. Colour is converted
+// to luma (a JPEG's own Y channel); transparency is composited over white, so a transparent
+// background reads as paper rather than black. Throws IoError naming `name_for_errors` and the
+// decoder's reason when the bytes are not a decodable image (unknown format, truncated,
+// corrupt), or when the header declares more than max_pixels pixels.
 GrayImage decode_image(std::span<const uint8_t> bytes, std::string_view name_for_errors,
                        size_t max_pixels = kDefaultMaxImagePixels);
 
