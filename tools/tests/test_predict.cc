@@ -178,6 +178,14 @@ TEST_CASE("predict: bad files are named on stderr while the others are still pre
   const auto truncated = dir / "truncated.png";
   write_raw(truncated, half);
 
+  // A JPEG without its last 100 bytes (of pixel data: noise does not compress), within
+  // --max-pixels: libjpeg-turbo by itself would print "Premature end of JPEG file" and pad it.
+  std::vector<uint8_t> cut_jpeg =
+      simdnn::test::encode_gray(simdnn::test::make_noise_image(28), ImageFormat::kJpeg);
+  cut_jpeg.resize(cut_jpeg.size() - 100);
+  const auto truncated_jpeg = dir / "truncated.jpg";
+  write_raw(truncated_jpeg, cut_jpeg);
+
   // 40x40 = 1600 pixels, over the --max-pixels 1000 given below (the good files have 784).
   const auto big = dir / "big.png";
   write_raw(big, simdnn::test::encode_gray(simdnn::test::make_noise_image(40), ImageFormat::kPng));
@@ -185,7 +193,8 @@ TEST_CASE("predict: bad files are named on stderr while the others are still pre
 
   const auto r = run_tool(kPredict,
                           {"--model", model_path.string(), "--json", "--max-pixels", "1000", good1.string(),
-                           text.string(), truncated.string(), big.string(), missing.string(), good2.string()},
+                           text.string(), truncated.string(), truncated_jpeg.string(), big.string(), missing.string(),
+                           good2.string()},
                           dir.path());
   CHECK(r.exit_code == 2);
   auto by_file = json_lines_by_file(r.out);
@@ -194,11 +203,13 @@ TEST_CASE("predict: bad files are named on stderr while the others are still pre
   CHECK(by_file.count(good2.string()) == 1);
 
   const auto err_lines = split_lines(r.err);
-  CHECK(err_lines.size() == 4);
+  CHECK(err_lines.size() == 5);  // one per bad file: nothing from the decoders themselves
   CAPTURE(r.err);
   CHECK(contains(r.err, text.string()));
   CHECK(contains(r.err, "not a supported image"));
   CHECK(contains(r.err, truncated.string()));
+  CHECK(contains(r.err, truncated_jpeg.string()));
+  CHECK(contains(r.err, "Premature end of JPEG file"));
   CHECK(contains(r.err, big.string()));
   CHECK(contains(r.err, "40x40"));
   CHECK(contains(r.err, missing.string()));
