@@ -1,8 +1,10 @@
-// Writes the seed corpora of the fuzz targets, generated with simdnn's own writers so that no
-// binary blobs live in the repository:  fuzz_seeds <dir>  ->  <dir>/{idx,safetensors,image,
-// request}/<name>. Each corpus has valid inputs and edge cases around them.
+// Writes the seed corpora of the fuzz targets, generated with simdnn's own writers (and
+// libjpeg-turbo's compressor) so that no binary blobs live in the repository:
+// fuzz_seeds <dir>  ->  <dir>/{idx,safetensors,image,request}/<name>. Each corpus has valid
+// inputs and edge cases around them.
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -15,6 +17,9 @@
 #include "simdnn/random.h"
 #include "simdnn/read_file.h"
 #include "simdnn/safetensors.h"
+
+// After <cstdio>: jpeglib.h needs FILE and size_t.
+#include <jpeglib.h>
 
 namespace fs = std::filesystem;
 using Bytes = std::vector<uint8_t>;
@@ -118,6 +123,75 @@ void safetensors_seeds() {
   put("safetensors", "not-json", Bytes{4, 0, 0, 0, 0, 0, 0, 0, '{', '"', 'a', ':'});
 }
 
+// JPEG variants that stb_image_write (encode_image) does not write, from libjpeg-turbo's
+// compressor: progressive, arithmetic-coded, restart markers, CMYK/YCCK, optimized Huffman
+// tables. libjpeg's default error handler exits, which is fine for a generator.
+struct JpegSeed {
+  J_COLOR_SPACE input = JCS_GRAYSCALE;  // pixels: gray, RGB or CMYK
+  J_COLOR_SPACE stored = JCS_GRAYSCALE;
+  bool progressive = false;
+  bool arithmetic = false;
+  bool optimize = false;
+  unsigned restart_interval = 0;  // in MCUs
+};
+
+Bytes libjpeg_compress(int width, int height, const JpegSeed& seed) {
+  jpeg_compress_struct cinfo{};
+  jpeg_error_mgr err{};
+  cinfo.err = jpeg_std_error(&err);
+  jpeg_create_compress(&cinfo);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &buffer, &size);
+  const int components = seed.input == JCS_GRAYSCALE ? 1 : seed.input == JCS_CMYK ? 4 : 3;
+  cinfo.image_width = static_cast<JDIMENSION>(width);
+  cinfo.image_height = static_cast<JDIMENSION>(height);
+  cinfo.input_components = components;
+  cinfo.in_color_space = seed.input;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_colorspace(&cinfo, seed.stored);
+  jpeg_set_quality(&cinfo, 75, TRUE);
+  if (seed.progressive) jpeg_simple_progression(&cinfo);
+  cinfo.arith_code = seed.arithmetic ? TRUE : FALSE;
+  cinfo.optimize_coding = seed.optimize ? TRUE : FALSE;
+  cinfo.restart_interval = seed.restart_interval;
+  jpeg_start_compress(&cinfo, TRUE);
+  std::vector<JSAMPLE> row(static_cast<size_t>(width) * components);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      row[i] = static_cast<JSAMPLE>(i * 23 + cinfo.next_scanline * 41);
+    }
+    JSAMPROW rows[1] = {row.data()};
+    jpeg_write_scanlines(&cinfo, rows, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  Bytes out(buffer, buffer + size);
+  std::free(buffer);
+  return out;
+}
+
+void jpeg_seeds() {
+  const Bytes progressive = libjpeg_compress(16, 16, {.progressive = true});
+  put("image", "jpeg-progressive-gray", progressive);
+  put("image", "jpeg-progressive-ycc",
+      libjpeg_compress(16, 16, {.input = JCS_RGB, .stored = JCS_YCbCr, .progressive = true}));
+  put("image", "jpeg-arithmetic", libjpeg_compress(16, 8, {.arithmetic = true}));
+  put("image", "jpeg-arithmetic-progressive",
+      libjpeg_compress(16, 16, {.input = JCS_RGB, .stored = JCS_YCbCr, .progressive = true,
+                                .arithmetic = true}));
+  put("image", "jpeg-restart", libjpeg_compress(24, 16, {.restart_interval = 1}));
+  put("image", "jpeg-optimized",
+      libjpeg_compress(16, 16, {.input = JCS_RGB, .stored = JCS_YCbCr, .optimize = true}));
+  put("image", "jpeg-rgb", libjpeg_compress(8, 8, {.input = JCS_RGB, .stored = JCS_RGB}));
+  put("image", "jpeg-cmyk", libjpeg_compress(8, 8, {.input = JCS_CMYK, .stored = JCS_CMYK}));
+  put("image", "jpeg-ycck", libjpeg_compress(8, 8, {.input = JCS_CMYK, .stored = JCS_YCCK}));
+  put("image", "jpeg-progressive-truncated", truncated(progressive, progressive.size() * 2 / 3));
+  Bytes filled = libjpeg_compress(8, 8, {});
+  filled.insert(filled.begin(), 0xFF);  // FF FF D8: a JPEG to stb, not to libjpeg
+  put("image", "jpeg-fill-byte", filled);
+}
+
 void image_seeds() {
   for (int channels : {1, 2, 3, 4}) {
     std::vector<uint8_t> px(5 * 4 * channels);
@@ -142,6 +216,7 @@ void image_seeds() {
   put("image", "pgm-huge-declared", std::string("P5\n100000 100000\n255\n"));
   put("image", "gif-header", std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00", 13));
   put("image", "empty", Bytes{});
+  jpeg_seeds();
 }
 
 void request_seeds() {
