@@ -1,7 +1,7 @@
 // libFuzzer target: the image path of tools/predict and tools/serve: decode_image (libjpeg-turbo
 // for JPEG; stb_image for PNG, BMP, GIF, PNM, ...) then prepare_for_model to a small model input
-// size. libjpeg-turbo is Debian's shared library, not instrumented: ASan still checks the
-// buffers simdnn hands it and gets back, but the fuzzer has no coverage inside it.
+// size. libjpeg-turbo is Debian's shared library, not instrumented: the fuzzer gets no coverage
+// from inside it, and ASan sees only its calls into the C library (malloc, memcpy, ...).
 // Contract checked (as serve relies on it): IoError for anything undecodable, and a decoded
 // image of the declared size.
 #include <cstdint>
