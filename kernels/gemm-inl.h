@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "kernels/gemm_internal.h"
+#include "simdnn/gathered_rows.h"
 #endif
 
 // Per-target part: toggle guard, re-entered for each target.
@@ -250,6 +251,68 @@ HWY_INLINE void PackA(bool trans_a, const float* HWY_RESTRICT a, int64_t lda, in
       for (int64_t i = rows; i < static_cast<int64_t>(MR); ++i) {
         for (int64_t p = 0; p < kc; ++p) ap[p * MR + i] = 0.0f;
       }
+    }
+  }
+}
+
+// dst[0 : n] = scale * src[0 : n] as floats, dst[n : width] = 0: uint8 -> int32 -> float, both
+// exact, then one rounding in the multiply, as convert_u8_to_float does (hence the same bits).
+HWY_INLINE void ConvertU8Padded(const uint8_t* HWY_RESTRICT src, int64_t n, float scale,
+                                float* HWY_RESTRICT dst, int64_t width) {
+  const DF d;
+  const hn::Rebind<int32_t, DF> di32;
+  const hn::Rebind<uint8_t, DF> du8;
+  const VF vscale = hn::Set(d, scale);
+  int64_t j = 0;
+  for (; j + static_cast<int64_t>(kLanes) <= n; j += kLanes) {
+    const VF v = hn::ConvertTo(d, hn::PromoteTo(di32, hn::LoadU(du8, src + j)));
+    hn::StoreU(hn::Mul(v, vscale), d, dst + j);
+  }
+  for (; j < n; ++j) dst[j] = static_cast<float>(src[j]) * scale;
+  for (; j < width; ++j) dst[j] = 0.0f;
+}
+
+// PackA for op(A) = X or X^T with X a GatheredRows view: the same panels, bit for bit, as
+// PackA on the materialized float matrix, converted straight from the uint8 table.
+template <size_t MR>
+HWY_INLINE void PackAGathered(bool trans_a, const GatheredRows& x, int64_t i0, int64_t mc,
+                              int64_t p0, int64_t kc, float* HWY_RESTRICT ap) {
+  const uint8_t* table = x.table.data();
+  const uint32_t* index = x.rows.data();
+  const int64_t cols = static_cast<int64_t>(x.cols);
+  for (int64_t r0 = 0; r0 < mc; r0 += MR, ap += kc * MR) {
+    const int64_t rows = mc - r0 < static_cast<int64_t>(MR) ? mc - r0 : MR;
+    if (trans_a) {
+      // op(A)[i][p] = X[p][i]: for each depth p, MR neighbouring bytes of one table row.
+      for (int64_t p = 0; p < kc; ++p) {
+        const uint8_t* src = table + static_cast<int64_t>(index[p0 + p]) * cols + i0 + r0;
+        ConvertU8Padded(src, rows, x.scale, ap + p * MR, static_cast<int64_t>(MR));
+      }
+      continue;
+    }
+    // op(A) = X: rows of the table are scattered (a shuffled batch), so fetch the next panel's
+    // rows while converting this one. Converted in depth chunks into an L1 buffer, then
+    // transposed into the panel exactly as PackA transposes a float matrix.
+    if (r0 + static_cast<int64_t>(MR) < mc) {
+      const int64_t next = r0 + static_cast<int64_t>(MR);
+      const int64_t next_rows = mc - next < static_cast<int64_t>(MR) ? mc - next : MR;
+      for (int64_t i = 0; i < next_rows; ++i) {
+        const uint8_t* row = table + static_cast<int64_t>(index[i0 + next + i]) * cols + p0;
+        for (int64_t b = 0; b < kc; b += 64) hwy::Prefetch(row + b);
+      }
+    }
+    constexpr int64_t kChunk = 64;
+    HWY_ALIGN float chunk[MR * kChunk];
+    for (int64_t pc = 0; pc < kc; pc += kChunk) {
+      const int64_t len = kc - pc < kChunk ? kc - pc : kChunk;
+      for (int64_t i = 0; i < rows; ++i) {
+        const uint8_t* src = table + static_cast<int64_t>(index[i0 + r0 + i]) * cols + p0 + pc;
+        ConvertU8Padded(src, len, x.scale, chunk + i * kChunk, len);
+      }
+      TransposeCopy(chunk, kChunk, rows, len, ap + pc * static_cast<int64_t>(MR), MR);
+    }
+    for (int64_t i = rows; i < static_cast<int64_t>(MR); ++i) {
+      for (int64_t p = 0; p < kc; ++p) ap[p * MR + i] = 0.0f;
     }
   }
 }

@@ -92,6 +92,13 @@ void PackAEntry(const detail::GemmPlan& plan, bool trans_a, const float* a, int6
   });
 }
 
+void PackAGatheredEntry(const detail::GemmPlan& plan, bool trans_a, const GatheredRows& x,
+                        int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* ap) {
+  WithTile(plan, [&](auto mr, auto /*nv*/) HWY_ATTR {
+    PackAGathered<decltype(mr)::value>(trans_a, x, i0, mc, p0, kc, ap);
+  });
+}
+
 // One out-of-line function per tile: inlining all macro-kernels into one entry changed the
 // code of the batch tiles (bwd2_dH, k = 10, lost 3-5%).
 template <size_t MR, size_t NV>
@@ -114,7 +121,7 @@ void MacroEntry(const detail::GemmPlan& plan, const float* ap, int64_t mc, int64
 
 detail::GemmKernels GemmKernelsForTarget() {
   return detail::GemmKernels{&gemm::PlanFor, &gemm::PackBEntry, &gemm::PackAEntry,
-                             &gemm::MacroEntry};
+                             &gemm::PackAGatheredEntry, &gemm::MacroEntry};
 }
 
 }  // namespace HWY_NAMESPACE
@@ -173,6 +180,7 @@ struct Problem {
   float beta;
   float* c;
   int64_t ldc;
+  const GatheredRows* gathered = nullptr;  // when set, A is this view (a and lda unused)
 };
 
 // The BLIS loop nest for rows [i_begin, i_end) and columns [j_begin, j_end) of C, on the
@@ -211,7 +219,11 @@ void gemm_rect(const detail::GemmKernels& kern, const detail::GemmPlan& plan, co
       const detail::GemmBView packed{bp + full_strips * kc * plan.nr, kc * plan.nr, plan.nr};
       for (int64_t ic = i_begin; ic < i_end; ic += mc_step) {
         const int64_t mc = std::min(mc_step, i_end - ic);
-        kern.pack_a(plan, pr.trans_a, pr.a, pr.lda, ic, mc, pc, kc, ap);
+        if (pr.gathered != nullptr) {
+          kern.pack_a_gathered(plan, pr.trans_a, *pr.gathered, ic, mc, pc, kc, ap);
+        } else {
+          kern.pack_a(plan, pr.trans_a, pr.a, pr.lda, ic, mc, pc, kc, ap);
+        }
         float* c = pr.c + ic * pr.ldc + jc;
         if (full_strips > 0) {
           kern.macro(plan, ap, mc, kc, direct, 0, full_strips, nc, pr.alpha, beta, c, pr.ldc);
@@ -250,24 +262,18 @@ Split choose_split(const detail::GemmPlan& plan, int64_t m, int64_t n, int64_t k
   return best;
 }
 
-
-}  // namespace
-
-void gemm(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-          int64_t ldc, int threads) {
-  detail::check_gemm_args("gemm", trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+// Runs a checked problem: the plan, the thread split and the loop nest.
+void run(const Problem& pr, int threads) {
+  const int64_t m = pr.m, n = pr.n, k = pr.k;
   if (m == 0 || n == 0) return;
-  if (k == 0 || alpha == 0.0f) {
-    detail::scale_c(m, n, beta, c, ldc);
+  if (k == 0 || pr.alpha == 0.0f) {
+    detail::scale_c(m, n, pr.beta, pr.c, pr.ldc);
     return;
   }
   // One dispatch per call: tile, packing and kernel all come from the same target.
   const detail::GemmKernels kern = HWY_DYNAMIC_DISPATCH(GemmKernelsForTarget)();
   detail::GemmPlan plan;
-  kern.plan(m, n, k, trans_b == Transpose::kYes, &plan);
-  const Problem pr{trans_a == Transpose::kYes, trans_b == Transpose::kYes, m, n, k, alpha, a,
-                   lda, b, ldb, beta, c, ldc};
+  kern.plan(m, n, k, pr.trans_b, &plan);
 
   int nthreads = omp_in_parallel() ? 1 : resolve_threads(threads);
   const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
@@ -292,6 +298,30 @@ void gemm(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k,
   const int64_t expected_ns = static_cast<int64_t>(macs / static_cast<double>(nthreads) / 10.0);
   // Each rectangle's bits do not depend on which thread computes it.
   detail::parallel_for(tasks, nthreads, run_task, expected_ns);
+}
+
+}  // namespace
+
+void gemm(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+          int64_t ldc, int threads) {
+  detail::check_gemm_args("gemm", trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+  run(Problem{trans_a == Transpose::kYes, trans_b == Transpose::kYes, m, n, k, alpha, a, lda, b,
+              ldb, beta, c, ldc},
+      threads);
+}
+
+void gemm_gathered(Transpose trans_x, Transpose trans_b, int64_t n, float alpha,
+                   const GatheredRows& x, const float* b, int64_t ldb, float beta, float* c,
+                   int64_t ldc, int threads) {
+  check_gathered_rows(x, "gemm_gathered");
+  const bool tx = trans_x == Transpose::kYes;
+  const int64_t rows = static_cast<int64_t>(x.rows.size()), cols = static_cast<int64_t>(x.cols);
+  const int64_t m = tx ? cols : rows, k = tx ? rows : cols;
+  detail::check_gemm_bc_args("gemm_gathered", trans_b, m, n, k, b, ldb, c, ldc);
+  Problem pr{tx, trans_b == Transpose::kYes, m, n, k, alpha, nullptr, 0, b, ldb, beta, c, ldc};
+  pr.gathered = &x;
+  run(pr, threads);
 }
 
 }  // namespace simdnn

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "simdnn/gathered_rows.h"
 #include "simdnn/gemm.h"
 
 namespace simdnn::detail {
@@ -41,6 +42,9 @@ struct GemmKernels {
   // zero-padded rows.
   void (*pack_a)(const GemmPlan& plan, bool trans_a, const float* a, int64_t lda, int64_t i0,
                  int64_t mc, int64_t p0, int64_t kc, float* ap);
+  // pack_a for op(A) = X (or X^T if trans_a) given as gathered uint8 rows: the same panels.
+  void (*pack_a_gathered)(const GemmPlan& plan, bool trans_a, const GatheredRows& x, int64_t i0,
+                          int64_t mc, int64_t p0, int64_t kc, float* ap);
   // With ap from pack_a: for strips [strip_begin, strip_end) of the B view (strip s read at
   // b.base + (s - strip_begin) * b.strip_stride) updates the mc rows of C starting at c, columns
   // s*nr .. below nc: C = alpha * A*B + beta * C, not reading C when beta == 0.
@@ -53,6 +57,10 @@ struct GemmKernels {
 void check_gemm_args(const char* fn, Transpose trans_a, Transpose trans_b, int64_t m, int64_t n,
                      int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                      const float* c, int64_t ldc);
+
+// check_gemm_args without A: for gemm_gathered, whose A is checked by check_gathered_rows.
+void check_gemm_bc_args(const char* fn, Transpose trans_b, int64_t m, int64_t n, int64_t k,
+                        const float* b, int64_t ldb, const float* c, int64_t ldc);
 
 // C = beta * C for the m x n block (C = 0 without reading it when beta == 0): what the
 // product reduces to when k == 0 or alpha == 0.

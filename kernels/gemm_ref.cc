@@ -2,11 +2,25 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/gemm_internal.h"
 #include "simdnn/gemm.h"
+#include "simdnn/vector_kernels.h"
 
 namespace simdnn {
+namespace {
+
+// X as floats, element by element, with the conversion convert_u8_to_float_ref defines.
+void convert_rows_ref(const GatheredRows& x, float* dst) {
+  for (size_t i = 0; i < x.rows.size(); ++i) {
+    convert_u8_to_float_ref(x.cols, x.table.data() + static_cast<size_t>(x.rows[i]) * x.cols,
+                            x.scale, dst + i * x.cols);
+  }
+}
+
+}  // namespace
+
 namespace detail {
 namespace {
 
@@ -43,14 +57,19 @@ void check_operand(const char* fn, const char* name, const char* ld_name, const 
 void check_gemm_args(const char* fn, Transpose trans_a, Transpose trans_b, int64_t m, int64_t n,
                      int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                      const float* c, int64_t ldc) {
-  check_size(fn, "m", m);
-  check_size(fn, "n", n);
-  check_size(fn, "k", k);
+  check_gemm_bc_args(fn, trans_b, m, n, k, b, ldb, c, ldc);
   const bool ta = trans_a == Transpose::kYes;
-  const bool tb = trans_b == Transpose::kYes;
   // A is only read when the product contributes (m, n, k all non-zero); still, the stored
   // shape must be consistent whenever it is described.
   check_operand(fn, "a", "lda", a, lda, ta ? k : m, ta ? m : k, ta ? "m" : "k");
+}
+
+void check_gemm_bc_args(const char* fn, Transpose trans_b, int64_t m, int64_t n, int64_t k,
+                        const float* b, int64_t ldb, const float* c, int64_t ldc) {
+  check_size(fn, "m", m);
+  check_size(fn, "n", n);
+  check_size(fn, "k", k);
+  const bool tb = trans_b == Transpose::kYes;
   check_operand(fn, "b", "ldb", b, ldb, tb ? n : k, tb ? k : n, tb ? "k" : "n");
   check_operand(fn, "c", "ldc", c, ldc, m, n, "n");
 }
@@ -91,6 +110,18 @@ void gemm_ref(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_
       cij = static_cast<float>(static_cast<double>(alpha) * sum + prior);
     }
   }
+}
+
+void gemm_gathered_ref(Transpose trans_x, Transpose trans_b, int64_t n, float alpha,
+                       const GatheredRows& x, const float* b, int64_t ldb, float beta, float* c,
+                       int64_t ldc, int threads) {
+  check_gathered_rows(x, "gemm_gathered_ref");
+  std::vector<float> dense(x.size());
+  convert_rows_ref(x, dense.data());
+  const int64_t rows = static_cast<int64_t>(x.rows.size()), cols = static_cast<int64_t>(x.cols);
+  const bool tx = trans_x == Transpose::kYes;
+  gemm_ref(trans_x, trans_b, tx ? cols : rows, n, tx ? rows : cols, alpha, dense.data(), cols, b,
+           ldb, beta, c, ldc, threads);
 }
 
 }  // namespace simdnn

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "simdnn/gathered_rows.h"
+
 namespace simdnn {
 
 // Whether a GEMM operand is used as stored (kNo) or transposed (kYes).
@@ -27,5 +29,20 @@ void gemm(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k,
 void gemm_ref(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
               int64_t ldc, int threads = 0);
+
+// gemm with op(A) = X or X^T, X a GatheredRows view (rows.size() x cols): op(X) is m x k with
+// m = rows.size(), k = cols for kNo and m = cols, k = rows.size() for kYes. The uint8 values
+// are converted while the GEMM packs them, so a batch of images picked from a data set is
+// multiplied without first being written out as floats. The result is bit-identical to gemm()
+// on the materialized X (materialize()) on the same SIMD target, for every thread count.
+// Throws as gemm() does for B and C, and as check_gathered_rows() does for X.
+void gemm_gathered(Transpose trans_x, Transpose trans_b, int64_t n, float alpha,
+                   const GatheredRows& x, const float* b, int64_t ldb, float beta, float* c,
+                   int64_t ldc, int threads = 0);
+
+// Scalar reference: converts X element by element, then gemm_ref.
+void gemm_gathered_ref(Transpose trans_x, Transpose trans_b, int64_t n, float alpha,
+                       const GatheredRows& x, const float* b, int64_t ldb, float beta, float* c,
+                       int64_t ldc, int threads = 0);
 
 }  // namespace simdnn
