@@ -1,8 +1,13 @@
 // One training epoch of the default model (784 -> 128 ReLU -> 10 softmax, Adam) at batch 32
 // and 256 on 1 and 2 threads, and the same epoch's work split into its parts:
-//   Epoch/...       the whole training step loop over 60,000 samples (training only, no eval)
+//   Epoch/...       the whole training step loop over 60,000 samples (training only, no eval),
+//                   as tools/train runs it (gathered:1: the uint8 batch is converted inside the
+//                   first layer's GEMMs) and with the batch first converted to floats
+//                   (gathered:0, gather_batch + train_step on the tensor)
 //   GemmOnly/...    just the GEMMs of those steps (forward X·W1, H·W2; backward dW1, dW2, dH)
 //   AdamOnly/...    just the optimizer updates (one per step over 101,770 parameters)
+//   GatherOnly/...  just gather_batch: shuffled uint8 rows to floats (what gathered:1 avoids)
+//   FirstLayer/...  the first layer's two big GEMMs for one batch, from floats or uint8 rows
 // "other" (bias, ReLU, softmax/CE, batching) is Epoch - GemmOnly - AdamOnly.
 // Uses Fashion-MNIST from /usr/share/datasets/fashion-mnist when present (SIMDNN_DATA to
 // override), random pixels otherwise: the timing does not depend on the pixel values.
@@ -75,14 +80,20 @@ void Epoch(benchmark::State& state) {
   std::vector<uint32_t> order(d.count);
   simdnn::Tensor x;
   std::vector<int32_t> labels;
+  const bool gathered = state.range(2) != 0;
   for (auto _ : state) {
     std::iota(order.begin(), order.end(), 0u);
     rng.shuffle(order);
     for (size_t s = 0; s < d.count; s += batch) {
       std::span<const uint32_t> idx(order.data() + s, std::min(batch, d.count - s));
-      simdnn::gather_batch(d.pixels, kFeatures, idx, 1.0f / 255.0f, x, threads);
       simdnn::gather_labels(d.labels, idx, labels);
-      simdnn::train_step(model.network(), tape, adam, x, labels);
+      if (gathered) {  // as tools/train does: pixels converted inside the first layer's GEMMs
+        const simdnn::GatheredRows rows{d.pixels, kFeatures, idx, 1.0f / 255.0f};
+        simdnn::train_step(model.network(), tape, adam, rows, labels);
+      } else {
+        simdnn::gather_batch(d.pixels, kFeatures, idx, 1.0f / 255.0f, x, threads);
+        simdnn::train_step(model.network(), tape, adam, x, labels);
+      }
     }
   }
   set_counters(state, d.count);
@@ -140,6 +151,68 @@ void AdamOnly(benchmark::State& state) {
   set_counters(state, train_data().count);
 }
 
+void GatherOnly(benchmark::State& state) {
+  const size_t batch = static_cast<size_t>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  const TrainData& d = train_data();
+  simdnn::set_num_threads(threads);
+  simdnn::Rng rng(1);
+  std::vector<uint32_t> order(d.count);
+  simdnn::Tensor x;
+  std::vector<int32_t> labels;
+  for (auto _ : state) {
+    std::iota(order.begin(), order.end(), 0u);
+    rng.shuffle(order);
+    for (size_t s = 0; s < d.count; s += batch) {
+      std::span<const uint32_t> idx(order.data() + s, std::min(batch, d.count - s));
+      simdnn::gather_batch(d.pixels, kFeatures, idx, 1.0f / 255.0f, x, threads);
+      simdnn::gather_labels(d.labels, idx, labels);
+    }
+    benchmark::DoNotOptimize(x.data());
+  }
+  set_counters(state, d.count);
+}
+
+// The first layer's two big GEMMs for one batch of shuffled Fashion-MNIST images, forward
+// X * W1 and dW1 = X^T * dH: from_floats:1 converts the batch with gather_batch first (and the
+// GEMMs pack floats), from_floats:0 hands the GEMMs the uint8 rows (gemm_gathered), as training
+// does. GFLOP/s counts the dense multiply-adds.
+void FirstLayer(benchmark::State& state) {
+  const size_t batch = static_cast<size_t>(state.range(0));
+  const bool from_floats = state.range(1) != 0;
+  const TrainData& d = train_data();
+  simdnn::Rng rng(1);
+  std::vector<uint32_t> order(d.count);
+  std::iota(order.begin(), order.end(), 0u);
+  rng.shuffle(order);
+  std::vector<float> w1(kFeatures * kHidden, 0.01f), h(batch * kHidden),
+      dh(batch * kHidden, 0.1f), dw1(kFeatures * kHidden);
+  simdnn::Tensor x;
+  const auto N = simdnn::Transpose::kNo, T = simdnn::Transpose::kYes;
+  size_t start = 0;
+  for (auto _ : state) {
+    if (start + batch > d.count) start = 0;
+    std::span<const uint32_t> idx(order.data() + start, batch);
+    start += batch;
+    if (from_floats) {
+      simdnn::gather_batch(d.pixels, kFeatures, idx, 1.0f / 255.0f, x, 1);
+      simdnn::gemm(N, N, batch, kHidden, kFeatures, 1, x.data(), kFeatures, w1.data(), kHidden,
+                   0, h.data(), kHidden, 1);
+      simdnn::gemm(T, N, kFeatures, kHidden, batch, 1, x.data(), kFeatures, dh.data(), kHidden,
+                   0, dw1.data(), kHidden, 1);
+    } else {
+      const simdnn::GatheredRows rows{d.pixels, kFeatures, idx, 1.0f / 255.0f};
+      simdnn::gemm_gathered(N, N, kHidden, 1, rows, w1.data(), kHidden, 0, h.data(), kHidden, 1);
+      simdnn::gemm_gathered(T, N, kHidden, 1, rows, dh.data(), kHidden, 0, dw1.data(), kHidden,
+                            1);
+    }
+    benchmark::DoNotOptimize(dw1.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(4.0 * batch * kFeatures * kHidden * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void Args(benchmark::internal::Benchmark* b) {
   for (int64_t batch : {32, 256}) {
     for (int64_t threads : {1, 2}) b->Args({batch, threads});
@@ -149,8 +222,26 @@ void Args(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(Epoch)->Apply(Args);
+void EpochArgs(benchmark::internal::Benchmark* b) {
+  for (int64_t batch : {32, 256}) {
+    for (int64_t threads : {1, 2}) {
+      for (int64_t gathered : {1, 0}) b->Args({batch, threads, gathered});
+    }
+  }
+  b->ArgNames({"batch", "threads", "gathered"})
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime()
+      ->MinTime(1.0);
+}
+
+BENCHMARK(Epoch)->Apply(EpochArgs);
 BENCHMARK(GemmOnly)->Apply(Args);
 BENCHMARK(AdamOnly)->Apply(Args);
+BENCHMARK(GatherOnly)->Apply(Args);
+BENCHMARK(FirstLayer)
+    ->ArgsProduct({{32, 256}, {1, 0}})
+    ->ArgNames({"batch", "from_floats"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 BENCHMARK_MAIN();

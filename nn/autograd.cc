@@ -13,11 +13,14 @@
 namespace simdnn {
 namespace {
 
-void require_matrix(const Tensor& t, const char* op, const char* what) {
-  if (t.rank() != 2) {
+void require_matrix(const Shape& s, const char* op, const char* what) {
+  if (s.rank() != 2) {
     throw std::invalid_argument(std::string(op) + ": " + what + " must be a matrix [rows, cols], got " +
-                                t.shape().to_string());
+                                s.to_string());
   }
+}
+void require_matrix(const Tensor& t, const char* op, const char* what) {
+  require_matrix(t.shape(), op, what);
 }
 
 }  // namespace
@@ -34,6 +37,8 @@ Tape::Node& Tape::push(Op op, std::initializer_list<Var> inputs) {
   n.requires_grad = false;
   n.has_grad = false;
   n.leaf = nullptr;
+  n.gathered = {};
+  n.materialized = false;
   n.parameter = nullptr;
   n.target = nullptr;
   n.labels = {};
@@ -58,8 +63,25 @@ const Tape::Node& Tape::node(Var v) const { return const_cast<Tape*>(this)->node
 const Tensor& Tape::value_of(int32_t index) const {
   const Node& n = nodes_[index];
   if (n.op == Op::kInput) return *n.leaf;
+  if (n.op == Op::kInputGathered) {
+    // Converted only when something other than dense() needs the floats; the buffer is the
+    // tape's own (a cache: logically the node does not change).
+    Node& cached = const_cast<Node&>(n);
+    if (!cached.materialized) {
+      cached.value.resize(shape_of(index));
+      materialize(n.gathered, cached.value.data());
+      cached.materialized = true;
+    }
+    return cached.value;
+  }
   if (n.op == Op::kParam) return n.parameter->value;
   return n.value;
+}
+
+Shape Tape::shape_of(int32_t index) const {
+  const Node& n = nodes_[index];
+  if (n.op == Op::kInputGathered) return Shape{n.gathered.rows.size(), n.gathered.cols};
+  return value_of(index).shape();
 }
 
 const Tensor& Tape::value(Var v) const {
@@ -69,7 +91,7 @@ const Tensor& Tape::value(Var v) const {
 
 const Tensor& Tape::grad(Var v) const {
   const Node& n = node(v);
-  if (n.op == Op::kInput || n.op == Op::kParam || !n.has_grad) {
+  if (n.op == Op::kInput || n.op == Op::kInputGathered || n.op == Op::kParam || !n.has_grad) {
     throw std::logic_error("Tape::grad: no gradient flowed into this value");
   }
   return n.grad;
@@ -81,6 +103,13 @@ Var Tape::input(const Tensor& x) {
   return Var{static_cast<int32_t>(count_ - 1)};
 }
 
+Var Tape::input(const GatheredRows& x) {
+  check_gathered_rows(x, "Tape::input");
+  Node& n = push(Op::kInputGathered, {});
+  n.gathered = x;
+  return Var{static_cast<int32_t>(count_ - 1)};
+}
+
 Var Tape::param(Parameter& p) {
   Node& n = push(Op::kParam, {});
   n.parameter = &p;
@@ -89,24 +118,33 @@ Var Tape::param(Parameter& p) {
 }
 
 Var Tape::dense(Var x, Var w, Var b) {
-  const Tensor& xv = value(x);
+  const Node& xn = node(x);
+  const Shape xs = shape_of(x.index);
   const Tensor& wv = value(w);
   const Tensor& bv = value(b);
-  require_matrix(xv, "dense", "input");
+  require_matrix(xs, "dense", "input");
   require_matrix(wv, "dense", "weight");
-  if (xv.cols() != wv.rows()) {
-    throw std::invalid_argument("dense: input " + xv.shape().to_string() +
+  if (xs[1] != wv.rows()) {
+    throw std::invalid_argument("dense: input " + xs.to_string() +
                                 " does not fit weight " + wv.shape().to_string());
   }
   if (bv.size() != wv.cols()) {
     throw std::invalid_argument("dense: bias " + bv.shape().to_string() +
                                 " does not fit weight " + wv.shape().to_string());
   }
-  const size_t batch = xv.rows(), in = wv.rows(), out = wv.cols();
+  const size_t batch = xs[0], in = wv.rows(), out = wv.cols();
+  const bool gathered = xn.op == Op::kInputGathered;
+  const float* xdata = gathered ? nullptr : value_of(x.index).data();
+  const GatheredRows xrows = xn.gathered;
   Node& n = push(Op::kDense, {x, w, b});
   n.value.resize(Shape{batch, out});
-  gemm(Transpose::kNo, Transpose::kNo, batch, out, in, 1.0f, xv.data(), in, wv.data(), out,
-       0.0f, n.value.data(), out, threads_);
+  if (gathered) {
+    gemm_gathered(Transpose::kNo, Transpose::kNo, out, 1.0f, xrows, wv.data(), out, 0.0f,
+                  n.value.data(), out, threads_);
+  } else {
+    gemm(Transpose::kNo, Transpose::kNo, batch, out, in, 1.0f, xdata, in, wv.data(), out, 0.0f,
+         n.value.data(), out, threads_);
+  }
   add_bias_rows(batch, out, bv.data(), n.value.data(), out);
   return Var{static_cast<int32_t>(count_ - 1)};
 }
@@ -201,7 +239,8 @@ void Tape::accumulate_from_scratch(int32_t index) {
 
 void Tape::backward(Var loss) {
   Node& l = node(loss);
-  if (l.value.size() != 1 || l.op == Op::kInput || l.op == Op::kParam) {
+  if (l.value.size() != 1 || l.op == Op::kInput || l.op == Op::kInputGathered ||
+      l.op == Op::kParam) {
     throw std::invalid_argument("Tape::backward: the loss must be a scalar op result, got " +
                                 value(loss).shape().to_string());
   }
@@ -219,16 +258,22 @@ void Tape::backward_node(Node& n) {
   const float* dy = n.grad.data();
   switch (n.op) {
     case Op::kInput:
+    case Op::kInputGathered:
     case Op::kParam:
       return;
     case Op::kDense: {
-      const Tensor& x = value_of(n.in[0]);
+      const Node& xn = nodes_[n.in[0]];
       const Tensor& w = value_of(n.in[1]);
-      const size_t batch = x.rows(), in = w.rows(), out = w.cols();
+      const size_t batch = shape_of(n.in[0])[0], in = w.rows(), out = w.cols();
       if (nodes_[n.in[1]].requires_grad) {  // dW = xᵀ · dy
         GradTarget t = grad_target(n.in[1]);
-        gemm(Transpose::kYes, Transpose::kNo, in, out, batch, 1.0f, x.data(), in, dy, out,
-             t.beta, t.grad->data(), out, threads_);
+        if (xn.op == Op::kInputGathered) {
+          gemm_gathered(Transpose::kYes, Transpose::kNo, out, 1.0f, xn.gathered, dy, out, t.beta,
+                        t.grad->data(), out, threads_);
+        } else {
+          gemm(Transpose::kYes, Transpose::kNo, in, out, batch, 1.0f, value_of(n.in[0]).data(),
+               in, dy, out, t.beta, t.grad->data(), out, threads_);
+        }
       }
       if (nodes_[n.in[2]].requires_grad) {  // db = column sums of dy
         GradTarget t = grad_target(n.in[2]);

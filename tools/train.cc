@@ -304,7 +304,6 @@ int run(const Options& o) {
   simdnn::Tape tape(o.threads);
   optimizer->set_threads(o.threads);
   std::vector<uint32_t> order(train_count);
-  Tensor x;
   std::vector<int32_t> labels;
   const size_t batch = static_cast<size_t>(o.batch);
   double total_train_seconds = 0;
@@ -319,7 +318,8 @@ int run(const Options& o) {
     for (size_t start = 0; start < train_count; start += batch) {
       const size_t n = std::min(batch, train_count - start);
       std::span<const uint32_t> idx(order.data() + start, n);
-      simdnn::gather_batch(train.images.pixels, features, idx, info.pixel_scale, x, o.threads);
+      // The batch stays uint8: the first layer's GEMMs convert the pixels as they pack them.
+      const simdnn::GatheredRows x{train.images.pixels, features, idx, info.pixel_scale};
       simdnn::gather_labels(train.labels.labels, idx, labels);
       simdnn::StepResult r;
       try {

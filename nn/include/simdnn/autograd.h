@@ -7,6 +7,7 @@
 #include <deque>
 #include <vector>
 
+#include "simdnn/gathered_rows.h"
 #include "simdnn/parameter.h"
 #include "simdnn/tensor.h"
 
@@ -33,6 +34,11 @@ class Tape {
 
   // Leaves. The tensors are borrowed: they must outlive the tape's use of them.
   Var input(const Tensor& x);   // data: no gradient
+  // Data given as uint8 rows gathered from a table (a batch of images): no gradient, and a
+  // dense() on it converts the bytes inside its GEMM instead of first writing the batch out
+  // as floats. Other ops, and value(), see the converted floats (made on first use).
+  // Bit-identical to input() on the materialized batch.
+  Var input(const GatheredRows& x);
   Var param(Parameter& p);      // gradient accumulates into p.grad
 
   // x [B, in] · w [in, out] + b [out] -> [B, out].
@@ -65,7 +71,7 @@ class Tape {
 
  private:
   enum class Op : uint8_t {
-    kInput, kParam, kDense, kRelu, kSigmoid, kTanh, kSoftmax, kSoftmaxCrossEntropy, kMse, kMean
+    kInput, kInputGathered, kParam, kDense, kRelu, kSigmoid, kTanh, kSoftmax, kSoftmaxCrossEntropy, kMse, kMean
   };
   struct Node {
     Op op = Op::kInput;
@@ -73,6 +79,8 @@ class Tape {
     bool requires_grad = false;
     bool has_grad = false;
     const Tensor* leaf = nullptr;     // kInput: the data
+    GatheredRows gathered;            // kInputGathered: the data
+    bool materialized = false;        // kInputGathered: value holds the converted floats
     Parameter* parameter = nullptr;   // kParam
     const Tensor* target = nullptr;   // kMse
     std::span<const int32_t> labels;  // kSoftmaxCrossEntropy
@@ -85,6 +93,7 @@ class Tape {
   Node& node(Var v);
   const Node& node(Var v) const;
   const Tensor& value_of(int32_t index) const;
+  Shape shape_of(int32_t index) const;
   // The buffer d(loss)/d(input) accumulates into, and the GEMM/kernel beta that says whether
   // to overwrite (0) or add (1).
   struct GradTarget {

@@ -42,6 +42,11 @@ struct StepResult {
 // touching the parameters) when the loss is not finite.
 StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const Tensor& x,
                       std::span<const int32_t> labels);
+// The same step on a batch of uint8 rows gathered from a data set (e.g. images picked by a
+// shuffled index): a first Dense layer converts them inside its GEMMs, so the batch is never
+// written out as floats. The result is bit-identical to train_step on gather_batch's tensor.
+StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const GatheredRows& x,
+                      std::span<const int32_t> labels);
 
 // Index of the largest value in each row (the first on ties).
 void argmax_rows(const Tensor& scores, std::vector<int32_t>& out);
