@@ -93,9 +93,10 @@ void PackAEntry(const detail::GemmPlan& plan, bool trans_a, const float* a, int6
 }
 
 void PackAGatheredEntry(const detail::GemmPlan& plan, bool trans_a, const GatheredRows& x,
-                        int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* ap) {
+                        int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* ap,
+                        int32_t* depth_index, int64_t* depth_count) {
   WithTile(plan, [&](auto mr, auto /*nv*/) HWY_ATTR {
-    PackAGathered<decltype(mr)::value>(trans_a, x, i0, mc, p0, kc, ap);
+    PackAGathered<decltype(mr)::value>(trans_a, x, i0, mc, p0, kc, ap, depth_index, depth_count);
   });
 }
 
@@ -104,16 +105,17 @@ void PackAGatheredEntry(const detail::GemmPlan& plan, bool trans_a, const Gather
 template <size_t MR, size_t NV>
 HWY_NOINLINE void MacroFor(const float* ap, int64_t mc, int64_t kc, const detail::GemmBView& b,
                            int64_t s_begin, int64_t s_end, int64_t nc, float alpha, float beta,
-                           float* c, int64_t ldc) {
-  MacroKernel<MR, NV>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc);
+                           float* c, int64_t ldc, const detail::PanelDepths& depths) {
+  MacroKernel<MR, NV>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc, depths);
 }
 
 void MacroEntry(const detail::GemmPlan& plan, const float* ap, int64_t mc, int64_t kc,
                 const detail::GemmBView& b, int64_t s_begin, int64_t s_end, int64_t nc,
-                float alpha, float beta, float* c, int64_t ldc) {
+                float alpha, float beta, float* c, int64_t ldc,
+                const detail::PanelDepths& depths) {
   WithTile(plan, [&](auto mr, auto nv) HWY_ATTR {
     MacroFor<decltype(mr)::value, decltype(nv)::value>(ap, mc, kc, b, s_begin, s_end, nc, alpha,
-                                                       beta, c, ldc);
+                                                       beta, c, ldc, depths);
   });
 }
 
@@ -154,18 +156,19 @@ constexpr int64_t kPackCostInMacs = 16;
 constexpr int64_t kDirectBMaxPanels = 4;
 
 // Grows, never shrinks: one per thread, so the hot path allocates only on first use.
+template <class T>
 class Scratch {
  public:
-  float* get(size_t floats) {
-    if (floats > capacity_) {
-      buffer_ = hwy::AllocateAligned<float>(floats);
-      capacity_ = floats;
+  T* get(size_t count) {
+    if (count > capacity_) {
+      buffer_ = hwy::AllocateAligned<T>(count);
+      capacity_ = count;
     }
     return buffer_.get();
   }
 
  private:
-  hwy::AlignedFreeUniquePtr<float[]> buffer_;
+  hwy::AlignedFreeUniquePtr<T[]> buffer_;
   size_t capacity_ = 0;
 };
 
@@ -195,9 +198,19 @@ void gemm_rect(const detail::GemmKernels& kern, const detail::GemmPlan& plan, co
   const int64_t nc_step = round_up(div_ceil(cols, div_ceil(cols, plan.nc_max)), plan.nr);
   const int64_t mc_step = round_up(div_ceil(rows, div_ceil(rows, plan.mc_max)), plan.mr);
 
-  thread_local Scratch a_scratch, b_scratch;
+  thread_local Scratch<float> a_scratch, b_scratch;
   float* ap = a_scratch.get(static_cast<size_t>(mc_step * kc_step));
   float* bp = b_scratch.get(static_cast<size_t>(kc_step * nc_step));
+  // Gathered A: which depths of each packed panel are not all zero (see CompactZeroDepths).
+  thread_local Scratch<int32_t> index_scratch;
+  thread_local Scratch<int64_t> count_scratch;
+  int32_t* depth_index = nullptr;
+  int64_t* depth_count = nullptr;
+  if (pr.gathered != nullptr) {
+    depth_index = index_scratch.get(static_cast<size_t>(mc_step * kc_step));
+    depth_count = count_scratch.get(static_cast<size_t>(mc_step / plan.mr));
+  }
+  const detail::PanelDepths depths{depth_index, depth_count};
   // Few rows of A (a small batch) reuse each strip of B only a few times: the micro-kernel
   // then reads row-major B in place (row p of a strip at + p * ldb) instead of packing it,
   // which at 32 x 128 x 784 cost as much as a third of the multiply-adds. Only a ragged last
@@ -220,17 +233,19 @@ void gemm_rect(const detail::GemmKernels& kern, const detail::GemmPlan& plan, co
       for (int64_t ic = i_begin; ic < i_end; ic += mc_step) {
         const int64_t mc = std::min(mc_step, i_end - ic);
         if (pr.gathered != nullptr) {
-          kern.pack_a_gathered(plan, pr.trans_a, *pr.gathered, ic, mc, pc, kc, ap);
+          kern.pack_a_gathered(plan, pr.trans_a, *pr.gathered, ic, mc, pc, kc, ap, depth_index,
+                               depth_count);
         } else {
           kern.pack_a(plan, pr.trans_a, pr.a, pr.lda, ic, mc, pc, kc, ap);
         }
         float* c = pr.c + ic * pr.ldc + jc;
         if (full_strips > 0) {
-          kern.macro(plan, ap, mc, kc, direct, 0, full_strips, nc, pr.alpha, beta, c, pr.ldc);
+          kern.macro(plan, ap, mc, kc, direct, 0, full_strips, nc, pr.alpha, beta, c, pr.ldc,
+                     depths);
         }
         if (full_strips < strips) {
           kern.macro(plan, ap, mc, kc, packed, full_strips, strips, nc, pr.alpha, beta, c,
-                     pr.ldc);
+                     pr.ldc, depths);
         }
       }
     }

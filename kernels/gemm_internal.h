@@ -28,6 +28,13 @@ struct GemmBView {
   int64_t k_stride;
 };
 
+// Which depths of each packed A panel the micro-kernel multiplies: panel r keeps count[r] of
+// its kc depths, listed at index + r * kc. count == nullptr: every panel keeps all kc.
+struct PanelDepths {
+  const int32_t* index = nullptr;
+  const int64_t* count = nullptr;
+};
+
 // The per-target entry points, taken together from one target so that a call never mixes
 // the tile of one target with the kernel of another.
 struct GemmKernels {
@@ -42,15 +49,19 @@ struct GemmKernels {
   // zero-padded rows.
   void (*pack_a)(const GemmPlan& plan, bool trans_a, const float* a, int64_t lda, int64_t i0,
                  int64_t mc, int64_t p0, int64_t kc, float* ap);
-  // pack_a for op(A) = X (or X^T if trans_a) given as gathered uint8 rows: the same panels.
+  // pack_a for op(A) = X (or X^T if trans_a) given as gathered uint8 rows: the same panels,
+  // then without their all-zero depths, which it lists in depth_index / depth_count
+  // (round_up(mc, mr) / mr panels of up to kc entries; see PanelDepths).
   void (*pack_a_gathered)(const GemmPlan& plan, bool trans_a, const GatheredRows& x, int64_t i0,
-                          int64_t mc, int64_t p0, int64_t kc, float* ap);
+                          int64_t mc, int64_t p0, int64_t kc, float* ap, int32_t* depth_index,
+                          int64_t* depth_count);
   // With ap from pack_a: for strips [strip_begin, strip_end) of the B view (strip s read at
   // b.base + (s - strip_begin) * b.strip_stride) updates the mc rows of C starting at c, columns
   // s*nr .. below nc: C = alpha * A*B + beta * C, not reading C when beta == 0.
+  // depths: which depths of each panel to multiply (from pack_a_gathered), or all of them.
   void (*macro)(const GemmPlan& plan, const float* ap, int64_t mc, int64_t kc,
                 const GemmBView& b, int64_t strip_begin, int64_t strip_end, int64_t nc,
-                float alpha, float beta, float* c, int64_t ldc);
+                float alpha, float beta, float* c, int64_t ldc, const PanelDepths& depths);
 };
 
 // Throws std::invalid_argument naming the offending argument (prefix `fn`, e.g. "gemm").

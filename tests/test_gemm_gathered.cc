@@ -1,6 +1,7 @@
 // gemm_gathered: the GEMM whose A operand is uint8 rows gathered from a table. Checked on every
 // SIMD target to be bit-identical to gemm() on the materialized float matrix (so it inherits
-// gemm's tests against the reference), and against gemm_gathered_ref within rounding.
+// gemm's tests against the reference), and against gemm_gathered_ref within rounding. The data
+// has blank rows and column stripes, so the skipping of all-zero packed depths is exercised.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -39,8 +40,16 @@ struct GatheredCase {
     simdnn::Rng rng(seed);
     const int64_t table_rows = batch + 7;
     table.resize(static_cast<size_t>(table_rows * cols));
-    // Half zeros, like image backgrounds; the rest any byte value.
-    for (auto& v : table) v = rng.below(2) == 0 ? 0 : static_cast<uint8_t>(rng.below(256));
+    // Zeros as in images, so that whole packed depths are zero and get skipped: blank rows
+    // (every sample's features in a dW panel), blank column stripes (a feature in every row of
+    // a forward panel), and elsewhere half zeros, the rest any byte value.
+    for (int64_t r = 0; r < table_rows; ++r) {
+      for (int64_t j = 0; j < cols; ++j) {
+        const bool blank = r % 5 == 0 || j % 40 < 20;
+        table[static_cast<size_t>(r * cols + j)] =
+            blank || rng.below(2) == 0 ? 0 : static_cast<uint8_t>(rng.below(256));
+      }
+    }
     rows.resize(static_cast<size_t>(batch));
     for (auto& r : rows) r = static_cast<uint32_t>(rng.below(static_cast<uint64_t>(table_rows)));
     const int64_t k = this->k();

@@ -33,8 +33,12 @@ void gemm_ref(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_
 // gemm with op(A) = X or X^T, X a GatheredRows view (rows.size() x cols): op(X) is m x k with
 // m = rows.size(), k = cols for kNo and m = cols, k = rows.size() for kYes. The uint8 values
 // are converted while the GEMM packs them, so a batch of images picked from a data set is
-// multiplied without first being written out as floats. The result is bit-identical to gemm()
-// on the materialized X (materialize()) on the same SIMD target, for every thread count.
+// multiplied without first being written out as floats. Multiply-adds by zero pixels are
+// skipped where a whole packed group is zero (a pixel blank in every image of a row block, or a
+// run of blank pixels in one image), which image backgrounds make common. The result is
+// bit-identical to gemm() on the materialized X (materialize()) on the same SIMD target, for
+// every thread count, whenever B is finite; a NaN or infinity in B reaches C only through the
+// non-zero elements of X (as in reference BLAS, which also skips zero operands).
 // Throws as gemm() does for B and C, and as check_gathered_rows() does for X.
 void gemm_gathered(Transpose trans_x, Transpose trans_b, int64_t n, float alpha,
                    const GatheredRows& x, const float* b, int64_t ldb, float beta, float* c,
