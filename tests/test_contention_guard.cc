@@ -1,0 +1,70 @@
+// The stall guard of detail::parallel_for: its back-off policy, driven with explicit times.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+
+#include "kernels/parallel.h"
+
+namespace {
+using simdnn::detail::ContentionGuard;
+constexpr int64_t kMs = 1'000'000;
+constexpr int64_t kStart = 1'000 * kMs;
+
+// A call whose caller worked 1 ms and then waited `wait` at the join.
+void call(ContentionGuard& g, int64_t wait, int64_t now) { g.report(kMs, wait, 10 * kMs, now); }
+}  // namespace
+
+TEST_CASE("ContentionGuard: a stall makes calls serial for 4 ms, then parallel again") {
+  ContentionGuard g;
+  CHECK_FALSE(g.serial_now(kStart));
+  call(g, 0, kStart);  // clean
+  CHECK_FALSE(g.serial_now(kStart));
+  call(g, 5 * kMs, kStart);  // waited 5 ms after 1 ms of work: a stall
+  CHECK(g.level() == 1);
+  CHECK(g.serial_now(kStart + 3 * kMs));
+  CHECK_FALSE(g.serial_now(kStart + 5 * kMs));
+}
+
+TEST_CASE("ContentionGuard: a slow share on its own counts as a stall; a small wait does not") {
+  ContentionGuard g;
+  g.report(100 * kMs, 0, kMs, kStart);  // 100x the expected time for the caller's share
+  CHECK(g.level() == 1);
+  ContentionGuard quiet;
+  call(quiet, kMs + ContentionGuard::kSlackNs / 2, kStart);  // within the slack
+  CHECK(quiet.level() == 0);
+}
+
+TEST_CASE("ContentionGuard: stalls right after the window double it; an isolated one does not") {
+  ContentionGuard g;
+  int64_t now = kStart;
+  for (int expected_level = 1; expected_level <= 5; ++expected_level) {
+    call(g, 5 * kMs, now);
+    CHECK(g.level() == expected_level);
+    now += (ContentionGuard::kFirstWindowNs << expected_level) + kMs;  // just past the window
+  }
+  CHECK(g.serial_now(now - 2 * kMs));
+  // Steady contention stays serial up to the cap.
+  for (int i = 0; i < 10; ++i) {
+    call(g, 5 * kMs, now);
+    now += (ContentionGuard::kFirstWindowNs << g.level()) + kMs;
+  }
+  CHECK(g.level() == ContentionGuard::kMaxLevel);
+  // A lone stall long after the last one starts over at the first window.
+  now += 100 * (ContentionGuard::kFirstWindowNs << ContentionGuard::kMaxLevel);
+  call(g, 5 * kMs, now);
+  CHECK(g.level() == 1);
+  CHECK_FALSE(g.serial_now(now + 5 * kMs));
+}
+
+TEST_CASE("ContentionGuard: 16 clean calls in a row halve the window") {
+  ContentionGuard g;
+  int64_t now = kStart;
+  call(g, 5 * kMs, now);
+  now += 5 * kMs;
+  call(g, 5 * kMs, now);
+  CHECK(g.level() == 2);
+  for (int i = 0; i < ContentionGuard::kCleanCalls - 1; ++i) call(g, 0, now += kMs);
+  CHECK(g.level() == 2);
+  call(g, 0, now += kMs);
+  CHECK(g.level() == 1);
+}
