@@ -4,7 +4,8 @@
 //                   as tools/train runs it (gathered:1: the uint8 batch is converted inside the
 //                   first layer's GEMMs) and with the batch first converted to floats
 //                   (gathered:0, gather_batch + train_step on the tensor)
-//   GemmOnly/...    just the GEMMs of those steps (forward X·W1, H·W2; backward dW1, dW2, dH)
+//   GemmOnly/...    just the GEMMs of those steps (forward X·W1, H·W2; backward dW1, dW2, dH),
+//                   the first layer's on the shuffled uint8 rows as in training (gemm_gathered)
 //   AdamOnly/...    just the optimizer updates (one per step over 101,770 parameters)
 //   GatherOnly/...  just gather_batch: shuffled uint8 rows to floats (what gathered:1 avoids)
 //   FirstLayer/...  the first layer's two big GEMMs for one batch, from floats or uint8 rows
@@ -102,27 +103,34 @@ void Epoch(benchmark::State& state) {
 void GemmOnly(benchmark::State& state) {
   const int64_t batch = state.range(0);
   const int threads = static_cast<int>(state.range(1));
-  const int64_t count = static_cast<int64_t>(train_data().count);
+  const TrainData& d = train_data();
+  const int64_t count = static_cast<int64_t>(d.count);
   simdnn::set_num_threads(threads);
-  std::vector<float> x(batch * kFeatures, 0.5f), w1(kFeatures * kHidden, 0.01f),
-      h(batch * kHidden), w2(kHidden * kClasses, 0.01f), z(batch * kClasses),
-      dz(batch * kClasses, 0.1f), dh(batch * kHidden), dw1(kFeatures * kHidden),
-      dw2(kHidden * kClasses);
+  simdnn::Rng rng(1);
+  std::vector<uint32_t> order(d.count);
+  std::vector<float> w1(kFeatures * kHidden, 0.01f), h(batch * kHidden),
+      w2(kHidden * kClasses, 0.01f), z(batch * kClasses), dz(batch * kClasses, 0.1f),
+      dh(batch * kHidden), dw1(kFeatures * kHidden), dw2(kHidden * kClasses);
   using simdnn::gemm;
+  using simdnn::gemm_gathered;
   const auto N = simdnn::Transpose::kNo, T = simdnn::Transpose::kYes;
   for (auto _ : state) {
+    std::iota(order.begin(), order.end(), 0u);
+    rng.shuffle(order);
     for (int64_t s = 0; s < count; s += batch) {
       const int64_t b = std::min(batch, count - s);
-      gemm(N, N, b, kHidden, kFeatures, 1, x.data(), kFeatures, w1.data(), kHidden, 0, h.data(),
-           kHidden, threads);
+      // The first layer reads the shuffled uint8 rows, as training does (gemm_gathered).
+      const simdnn::GatheredRows x{d.pixels, kFeatures,
+                                   std::span<const uint32_t>(order.data() + s, b),
+                                   1.0f / 255.0f};
+      gemm_gathered(N, N, kHidden, 1, x, w1.data(), kHidden, 0, h.data(), kHidden, threads);
       gemm(N, N, b, kClasses, kHidden, 1, h.data(), kHidden, w2.data(), kClasses, 0, z.data(),
            kClasses, threads);
       gemm(T, N, kHidden, kClasses, b, 1, h.data(), kHidden, dz.data(), kClasses, 0, dw2.data(),
            kClasses, threads);
       gemm(N, T, b, kHidden, kClasses, 1, dz.data(), kClasses, w2.data(), kClasses, 0,
            dh.data(), kHidden, threads);
-      gemm(T, N, kFeatures, kHidden, b, 1, x.data(), kFeatures, dh.data(), kHidden, 0,
-           dw1.data(), kHidden, threads);
+      gemm_gathered(T, N, kHidden, 1, x, dh.data(), kHidden, 0, dw1.data(), kHidden, threads);
     }
     benchmark::DoNotOptimize(dw1.data());
   }
