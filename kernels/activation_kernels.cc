@@ -4,6 +4,10 @@
 // NaN policy: every forward propagates NaN. This needs care on x86, where the NaN produced by
 // arithmetic (0/0, inf-inf) is the "default NaN" 0xFFC00000 with its sign bit set, so
 // ZeroIfNegative (a sign-bit test) would turn it into 0; and hn::Exp(NaN) is 0 in Highway 1.0.3.
+// On EMU128 and SCALAR, NaN must also never *reach* hn::Exp/Expm1/Tanh: they convert x/ln2 to
+// int32 with ConvertTo, which there is a C++ float->int cast, undefined behaviour for NaN
+// (clang's UBSan reports it). See WithoutNaNForEmulatedConvert. Infinite and huge arguments
+// are fine: ConvertTo saturates them explicitly there, and Exp/Tanh return their limits.
 // Backward kernels take the forward output y, and a NaN y gives whatever the formula gives
 // (ReLU: 0, because NaN > 0 is false; sigmoid/tanh: NaN).
 #undef HWY_TARGET_INCLUDE
@@ -16,6 +20,22 @@
 HWY_BEFORE_NAMESPACE();
 namespace simdnn {
 namespace HWY_NAMESPACE {
+
+// The argument for hn::Exp/Expm1/Tanh: v with its NaN lanes (mask `nan`) zeroed on EMU128 and
+// SCALAR, whose ConvertTo is a C++ cast (UB for NaN); v itself on the SIMD targets, where
+// ConvertTo is a conversion instruction with a defined result for NaN (x86 cvttps2dq, NEON/SVE
+// fcvtzs, RVV vfcvt, WASM trunc_sat). The callers replace the NaN lanes of the result either
+// way. Not done unconditionally: the one extra op per vector cost 7-10% of sigmoid and tanh
+// throughput on AVX3 (bench_kernels).
+template <class V, class M>
+HWY_INLINE V WithoutNaNForEmulatedConvert(V v, M nan) {
+#if HWY_TARGET == HWY_EMU128 || HWY_TARGET == HWY_SCALAR
+  return hn::IfThenZeroElse(nan, v);
+#else
+  (void)nan;
+  return v;
+#endif
+}
 
 void ReluForward(size_t n, const float* x, float* y) {
   // A compare (not ZeroIfNegative, not Max): NaN < 0 is false, so NaN of either sign survives,
@@ -34,13 +54,15 @@ void ReluBackward(size_t n, const float* y, const float* dy, float* dx) {
 void SigmoidForward(size_t n, const float* x, float* y) {
   // e = exp(-|x|) lies in [0, 1], so it never overflows; then sigmoid(|x|) = 1/(1+e) and
   // sigmoid(-|x|) = e/(1+e) keeps full relative accuracy for very negative x (the naive
-  // 1/(1+exp(-x)) relies on exp(+large) = inf). exp(NaN) = 0 in Highway, hence the NaN select.
+  // 1/(1+exp(-x)) relies on exp(+large) = inf). exp(NaN) = 0 in Highway, and NaN must not reach
+  // Exp on the emulated targets (top of the file), hence the NaN mask and the final select.
   MapUnary(n, x, y, [](auto d, auto v) HWY_ATTR {
     const auto one = hn::Set(d, 1.0f);
-    const auto e = hn::Exp(d, hn::Neg(hn::Abs(v)));
+    const auto nan = hn::IsNaN(v);
+    const auto e = hn::Exp(d, WithoutNaNForEmulatedConvert(hn::Neg(hn::Abs(v)), nan));
     const auto r = hn::Div(one, hn::Add(one, e));
     const auto s = hn::IfThenElse(hn::Lt(v, hn::Zero(d)), hn::Mul(e, r), r);
-    return hn::IfThenElse(hn::IsNaN(v), v, s);
+    return hn::IfThenElse(nan, v, s);
   });
 }
 
@@ -51,10 +73,11 @@ void SigmoidBackward(size_t n, const float* y, const float* dy, float* dx) {
 }
 
 void TanhForward(size_t n, const float* x, float* y) {
-  // hn::Tanh (Highway 1.0.3, documented max error 4 ULP) is built on Expm1 and would return a
-  // number for NaN input.
+  // hn::Tanh (Highway 1.0.3, documented max error 4 ULP) is built on Expm1: it would return a
+  // number for NaN input, and NaN must not reach it on the emulated targets (top of the file).
   MapUnary(n, x, y, [](auto d, auto v) HWY_ATTR {
-    return hn::IfThenElse(hn::IsNaN(v), v, hn::Tanh(d, v));
+    const auto nan = hn::IsNaN(v);
+    return hn::IfThenElse(nan, v, hn::Tanh(d, WithoutNaNForEmulatedConvert(v, nan)));
   });
 }
 

@@ -3,7 +3,9 @@
 // differences.
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <vector>
@@ -200,6 +202,71 @@ TEST_CASE("tanh forward within 4 ULP of the double reference on every target") {
     tanh_forward(3, nan_in.data(), y.data());
     CHECK(std::isnan(y[0]));
     CHECK(std::isnan(y[2]));
+  });
+}
+
+// Non-finite and extreme inputs, each placed at every position of vectors of every swept length
+// up to 127 (so in full vectors, in the masked or one-lane tail, and misaligned): the fast
+// kernels agree with the references, NaN of either sign and any payload stays NaN, and the
+// saturated limits are exact. Under clang's UBSan this is also the test that NaN never reaches
+// hn::Exp/Expm1 (their float->int conversion is undefined behaviour for NaN on EMU128/SCALAR).
+TEST_CASE("sigmoid and tanh special inputs: NaN, infinities, huge, subnormal, signed zero") {
+  volatile float zero = 0.0f;
+  const float default_nan = zero / zero;  // x86: sign bit set
+  const float payload_nan = std::bit_cast<float>(0x7fc12345u);
+  const float fmax = std::numeric_limits<float>::max();
+  const float denorm = std::numeric_limits<float>::denorm_min();
+  const float fmin = std::numeric_limits<float>::min();
+  const std::vector<float> specials = {kNaN,   -kNaN,   default_nan, payload_nan,  // NaN
+                                       kInf,   -kInf,   1e30f,       -1e30f,       // huge
+                                       fmax,   -fmax,   3e38f,       -3e38f,
+                                       105.0f, -105.0f, 0.0f,        -0.0f,
+                                       denorm, -denorm, 1e-40f,      -1e-40f,  // subnormal
+                                       fmin,   -fmin,   0.5f,        -2.0f};
+  const size_t k = specials.size();
+
+  // The references define the contract: NaN in, NaN out.
+  for (float v : {kNaN, -kNaN, default_nan, payload_nan}) {
+    float s, t;
+    sigmoid_forward_ref(1, &v, &s);
+    tanh_forward_ref(1, &v, &t);
+    CHECK(std::isnan(s));
+    CHECK(std::isnan(t));
+  }
+
+  test::for_each_simd_target([&](const std::string&) {
+    for (size_t n : kKernelLengths) {
+      if (n == 0 || n > 127) continue;
+      for (size_t shift = 0; shift < k; ++shift) {
+        std::vector<float> x(n);
+        for (size_t i = 0; i < n; ++i) x[i] = specials[(i + shift) % k];
+        CAPTURE(n);
+        CAPTURE(shift);
+        const size_t offset = shift % 4;
+        check_unary(sigmoid_forward, sigmoid_forward_ref, x, offset, 4, 1e-37f);
+        check_unary(tanh_forward, tanh_forward_ref, x, offset, 4, 0.0f);
+      }
+    }
+
+    std::vector<float> s(k), t(k);
+    sigmoid_forward(k, specials.data(), s.data());
+    tanh_forward(k, specials.data(), t.data());
+    for (size_t i = 0; i < k; ++i) {
+      const float v = specials[i];
+      CAPTURE(v);
+      if (std::isnan(v)) {
+        CHECK(std::isnan(s[i]));
+        CHECK(std::isnan(t[i]));
+      } else if (std::fabs(v) >= 105.0f) {
+        // Saturated: exactly 1 / 0 and +-1.
+        CHECK(s[i] == (v > 0.0f ? 1.0f : 0.0f));
+        CHECK(t[i] == (v > 0.0f ? 1.0f : -1.0f));
+      } else if (std::fabs(v) < 1e-30f) {
+        // Zero, subnormal, FLT_MIN: sigmoid is 1/2, tanh(x) = x (sign of zero included).
+        CHECK(s[i] == 0.5f);
+        CHECK(std::bit_cast<uint32_t>(t[i]) == std::bit_cast<uint32_t>(v));
+      }
+    }
   });
 }
 
