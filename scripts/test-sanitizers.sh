@@ -29,11 +29,12 @@ else
   # libgomp is not built with TSan, so its barriers and task hand-offs look like races. The TSan
   # build uses clang with LLVM's libomp (libomp-14-dev) and loads the Archer OMPT tool, which
   # reports OpenMP's synchronisation to TSan; ignore_noninstrumented_modules hides libomp's own
-  # mutex traffic (TSan's advice). The suite passes with no race reported. Not in CI, to keep
-  # CI's time down (a third full library build); run `scripts/test-sanitizers.sh thread`.
+  # mutex traffic (TSan's advice). The whole suite, tools included (serve's worker pool, the
+  # train CLI, the fault tests), passes with no race reported. Not in CI, to keep CI's time
+  # down (a third full library build); run `scripts/test-sanitizers.sh thread`.
   build_dir=${SIMDNN_TSAN_BUILD_DIR:-build-tsan}
   cmake -S . -B "$build_dir" "${common[@]}" -DSIMDNN_SANITIZE=thread \
-    -DCMAKE_CXX_COMPILER=clang++ -DSIMDNN_BUILD_TOOLS=OFF
+    -DCMAKE_CXX_COMPILER=clang++ -DSIMDNN_BUILD_TOOLS=ON
   export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1:suppressions=$PWD/scripts/tsan.supp}
   archer=$(ls /usr/lib/llvm-*/lib/libarcher.so 2>/dev/null | tail -1 || true)
   [[ -n $archer ]] && export OMP_TOOL_LIBRARIES=$archer

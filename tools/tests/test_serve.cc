@@ -179,8 +179,11 @@ TEST_CASE("serve: PNG JPEG and BMP bodies are decoded and resized and auto-inver
     CHECK(png_prediction.at("probabilities")[c].get<float>() == doctest::Approx(twin[c]).epsilon(0.01));
   }
 
-  for (auto [format, type] : {std::pair{simdnn::ImageFormat::kJpeg, "image/jpeg"},
-                              std::pair{simdnn::ImageFormat::kBmp, "image/bmp"}}) {
+  for (const auto& entry : {std::pair{simdnn::ImageFormat::kJpeg, "image/jpeg"},
+                            std::pair{simdnn::ImageFormat::kBmp, "image/bmp"}}) {
+    // Plain locals, not structured bindings: clang 14 cannot capture those (CAPTURE does).
+    const simdnn::ImageFormat format = entry.first;
+    const char* type = entry.second;
     CAPTURE(type);
     const auto bytes = simdnn::test::encode_gray(light_on_dark, format);
     auto r = client.Post("/predict", std::string(bytes.begin(), bytes.end()), type);

@@ -76,7 +76,10 @@ TEST_CASE("serve parse: invalid numbers and shapes are refused with 400 or 413")
       {R"({"instances":[[1,2,3,4,5,6],[1,2,3,4,5,6],[1,2,3,4,5,6]]})", 413},  // max_batch 2
   };
   ParsedInstances out;
-  for (const auto& [body, status] : cases) {
+  for (const auto& c : cases) {
+    // Plain references, not structured bindings: clang 14 cannot capture those (CAPTURE does).
+    const auto& body = c.first;
+    const auto& status = c.second;
     CAPTURE(body);
     const auto error = parse_predict_json(body, kInput, 2, out);
     REQUIRE(error);
