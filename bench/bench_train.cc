@@ -85,6 +85,7 @@ void Epoch(benchmark::State& state) {
   for (auto _ : state) {
     std::iota(order.begin(), order.end(), 0u);
     rng.shuffle(order);
+    simdnn::group_batches_by_label(order, batch, d.labels);  // as tools/train does
     for (size_t s = 0; s < d.count; s += batch) {
       std::span<const uint32_t> idx(order.data() + s, std::min(batch, d.count - s));
       simdnn::gather_labels(d.labels, idx, labels);
@@ -117,6 +118,7 @@ void GemmOnly(benchmark::State& state) {
   for (auto _ : state) {
     std::iota(order.begin(), order.end(), 0u);
     rng.shuffle(order);
+    simdnn::group_batches_by_label(order, batch, d.labels);  // as tools/train does
     for (int64_t s = 0; s < count; s += batch) {
       const int64_t b = std::min(batch, count - s);
       // The first layer reads the shuffled uint8 rows, as training does (gemm_gathered).
@@ -193,6 +195,7 @@ void FirstLayer(benchmark::State& state) {
   std::vector<uint32_t> order(d.count);
   std::iota(order.begin(), order.end(), 0u);
   rng.shuffle(order);
+  simdnn::group_batches_by_label(order, batch, d.labels);
   std::vector<float> w1(kFeatures * kHidden, 0.01f), h(batch * kHidden),
       dh(batch * kHidden, 0.1f), dw1(kFeatures * kHidden);
   simdnn::Tensor x;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "kernels/parallel.h"
@@ -47,6 +48,22 @@ void gather_batch(std::span<const uint8_t> pixels, size_t features,
                           scale, x.data() + i * features);
     }
   });
+}
+
+void group_batches_by_label(std::span<uint32_t> order, size_t batch,
+                            std::span<const uint8_t> all_labels) {
+  if (batch == 0) throw std::invalid_argument("group_batches_by_label: batch size 0");
+  for (uint32_t index : order) {
+    if (index >= all_labels.size()) {
+      throw std::out_of_range("group_batches_by_label: index " + std::to_string(index) +
+                              " is past the " + std::to_string(all_labels.size()) + " labels");
+    }
+  }
+  for (size_t start = 0; start < order.size(); start += batch) {
+    const auto first = order.begin() + static_cast<std::ptrdiff_t>(start);
+    const auto last = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), start + batch));
+    std::stable_sort(first, last, [&](uint32_t a, uint32_t b) { return all_labels[a] < all_labels[b]; });
+  }
 }
 
 void gather_labels(std::span<const uint8_t> all_labels, std::span<const uint32_t> indices,

@@ -147,3 +147,15 @@ TEST_CASE("Tape: a gathered input feeds dense without conversion and other ops w
   const std::vector<uint32_t> bad_rows = {3};
   CHECK_THROWS_AS(tape.input(simdnn::GatheredRows{table, 3, bad_rows, 1.0f}), std::out_of_range);
 }
+
+TEST_CASE("group_batches_by_label: each batch keeps its samples, ordered by label, stably") {
+  const std::vector<uint8_t> labels = {3, 1, 2, 1, 0, 3, 2, 0};
+  std::vector<uint32_t> order = {7, 0, 5, 1, 6, 3, 2, 4};
+  simdnn::group_batches_by_label(order, 3, labels);
+  // Batches {7, 0, 5} -> labels 0, 3, 3 (0 before 5: stable); {1, 6, 3} -> 1, 2, 1 -> 1, 3, 6;
+  // {2, 4} -> labels 2, 0 -> 4, 2.
+  CHECK(order == std::vector<uint32_t>{7, 0, 5, 1, 3, 6, 4, 2});
+  std::vector<uint32_t> bad = {0, 8};
+  CHECK_THROWS_AS(simdnn::group_batches_by_label(bad, 2, labels), std::out_of_range);
+  CHECK_THROWS_AS(simdnn::group_batches_by_label(order, 0, labels), std::invalid_argument);
+}
