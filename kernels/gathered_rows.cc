@@ -1,5 +1,6 @@
 #include "simdnn/gathered_rows.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -9,6 +10,11 @@ namespace simdnn {
 
 void check_gathered_rows(const GatheredRows& x, const char* what) {
   if (x.cols == 0) throw std::invalid_argument(std::string(what) + ": rows of 0 columns");
+  // A zero byte must stand for a zero value: the GEMM skips blank pixels (0 * inf is NaN).
+  if (!std::isfinite(x.scale)) {
+    throw std::invalid_argument(std::string(what) + ": scale " + std::to_string(x.scale) +
+                                " is not finite");
+  }
   if (x.table.size() % x.cols != 0) {
     throw std::invalid_argument(std::string(what) + ": a table of " +
                                 std::to_string(x.table.size()) + " bytes is not whole rows of " +

@@ -165,6 +165,10 @@ TEST_CASE("gemm_gathered: bad views and operands throw, naming what is wrong") {
                                         b.data(), 2, 0.0f, c.data(), 2),
                   std::invalid_argument);
   rows = {0, 1, 2};
+  const GatheredRows infinite_scale{table, 4, rows, std::numeric_limits<float>::infinity()};
+  CHECK_THROWS_WITH_AS(simdnn::gemm_gathered(Transpose::kNo, Transpose::kNo, 2, 1.0f,
+                                             infinite_scale, b.data(), 2, 0.0f, c.data(), 2),
+                       doctest::Contains("not finite"), std::invalid_argument);
   const GatheredRows ok{table, 4, rows, 1.0f};
   // ldb smaller than n, a null C.
   CHECK_THROWS_WITH_AS(simdnn::gemm_gathered(Transpose::kNo, Transpose::kNo, 2, 1.0f, ok,

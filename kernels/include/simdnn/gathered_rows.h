@@ -21,7 +21,8 @@ struct GatheredRows {
   size_t size() const { return rows.size() * cols; }
 };
 
-// Throws std::invalid_argument when cols is 0 or the table is not whole rows, and
+// Throws std::invalid_argument when cols is 0, the table is not whole rows or the scale is not
+// finite (a zero byte must mean a zero value: gemm_gathered skips blank pixels), and
 // std::out_of_range naming the first index past the end of the table. `what` prefixes the
 // message (e.g. "gemm_gathered").
 void check_gathered_rows(const GatheredRows& x, const char* what);
