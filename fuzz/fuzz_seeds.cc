@@ -17,9 +17,7 @@
 #include "simdnn/random.h"
 #include "simdnn/read_file.h"
 #include "simdnn/safetensors.h"
-
-// After <cstdio>: jpeglib.h needs FILE and size_t.
-#include <jpeglib.h>
+#include "tests/jpeg_writer.h"
 
 namespace fs = std::filesystem;
 using Bytes = std::vector<uint8_t>;
@@ -126,49 +124,22 @@ void safetensors_seeds() {
 // JPEG variants that stb_image_write (encode_image) does not write, from libjpeg-turbo's
 // compressor: progressive, arithmetic-coded, restart markers, CMYK/YCCK, optimized Huffman
 // tables. libjpeg's default error handler exits, which is fine for a generator.
-struct JpegSeed {
-  J_COLOR_SPACE input = JCS_GRAYSCALE;  // pixels: gray, RGB or CMYK
-  J_COLOR_SPACE stored = JCS_GRAYSCALE;
-  bool progressive = false;
-  bool arithmetic = false;
-  bool optimize = false;
-  unsigned restart_interval = 0;  // in MCUs
-};
+using JpegSeed = simdnn::test::JpegWriteSpec;
 
-Bytes libjpeg_compress(int width, int height, const JpegSeed& seed) {
-  jpeg_compress_struct cinfo{};
-  jpeg_error_mgr err{};
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  const int components = seed.input == JCS_GRAYSCALE ? 1 : seed.input == JCS_CMYK ? 4 : 3;
-  cinfo.image_width = static_cast<JDIMENSION>(width);
-  cinfo.image_height = static_cast<JDIMENSION>(height);
-  cinfo.input_components = components;
-  cinfo.in_color_space = seed.input;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_colorspace(&cinfo, seed.stored);
-  jpeg_set_quality(&cinfo, 75, TRUE);
-  if (seed.progressive) jpeg_simple_progression(&cinfo);
-  cinfo.arith_code = seed.arithmetic ? TRUE : FALSE;
-  cinfo.optimize_coding = seed.optimize ? TRUE : FALSE;
-  cinfo.restart_interval = seed.restart_interval;
-  jpeg_start_compress(&cinfo, TRUE);
-  std::vector<JSAMPLE> row(static_cast<size_t>(width) * components);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    for (size_t i = 0; i < row.size(); ++i) {
-      row[i] = static_cast<JSAMPLE>(i * 23 + cinfo.next_scanline * 41);
+// A width x height file of a fixed pattern at quality 75 (the spec's size and quality are
+// overridden).
+Bytes libjpeg_compress(int width, int height, JpegSeed seed) {
+  seed.width = width;
+  seed.height = height;
+  seed.quality = 75;
+  const size_t stride = static_cast<size_t>(width) * simdnn::test::jpeg_components(seed.input);
+  Bytes pixels(stride * static_cast<size_t>(height));
+  for (size_t y = 0; y < static_cast<size_t>(height); ++y) {
+    for (size_t i = 0; i < stride; ++i) {
+      pixels[y * stride + i] = static_cast<uint8_t>(i * 23 + y * 41);
     }
-    JSAMPROW rows[1] = {row.data()};
-    jpeg_write_scanlines(&cinfo, rows, 1);
   }
-  jpeg_finish_compress(&cinfo);
-  jpeg_destroy_compress(&cinfo);
-  Bytes out(buffer, buffer + size);
-  std::free(buffer);
-  return out;
+  return simdnn::test::write_jpeg(pixels, seed);
 }
 
 void jpeg_seeds() {

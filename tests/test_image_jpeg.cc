@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "io_test_support.h"
+#include "jpeg_writer.h"
 #include "simdnn/image.h"
 
 using simdnn::GrayImage;
@@ -24,50 +25,11 @@ using simdnn::test::TempDir;
 
 namespace {
 
-struct JpegSpec {
-  int width = 28;
-  int height = 28;
-  J_COLOR_SPACE input = JCS_GRAYSCALE;   // what the pixels are: gray, RGB or CMYK
-  J_COLOR_SPACE stored = JCS_GRAYSCALE;  // the file's colour space
-  int quality = 95;
-  bool progressive = false;              // libjpeg's default progression
-  std::vector<jpeg_scan_info> scans;     // or an explicit scan script
-};
+using JpegSpec = simdnn::test::JpegWriteSpec;
 
-// The libjpeg compressor on interleaved pixels. Its default error handler exits the process,
-// which fails the test run loudly; nothing here should fail.
+// The libjpeg compressor on interleaved pixels (see jpeg_writer.h).
 std::vector<uint8_t> compress_jpeg(const std::vector<uint8_t>& pixels, const JpegSpec& spec) {
-  jpeg_compress_struct cinfo{};
-  jpeg_error_mgr err{};
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = static_cast<JDIMENSION>(spec.width);
-  cinfo.image_height = static_cast<JDIMENSION>(spec.height);
-  cinfo.input_components = spec.input == JCS_GRAYSCALE ? 1 : spec.input == JCS_CMYK ? 4 : 3;
-  cinfo.in_color_space = spec.input;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_colorspace(&cinfo, spec.stored);
-  jpeg_set_quality(&cinfo, spec.quality, TRUE);
-  if (spec.progressive) jpeg_simple_progression(&cinfo);
-  if (!spec.scans.empty()) {
-    cinfo.scan_info = spec.scans.data();
-    cinfo.num_scans = static_cast<int>(spec.scans.size());
-  }
-  REQUIRE(pixels.size() == static_cast<size_t>(spec.width) * spec.height * cinfo.input_components);
-  jpeg_start_compress(&cinfo, TRUE);
-  const size_t stride = static_cast<size_t>(spec.width) * cinfo.input_components;
-  while (cinfo.next_scanline < cinfo.image_height) {
-    auto* row = const_cast<JSAMPLE*>(pixels.data() + cinfo.next_scanline * stride);
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  jpeg_destroy_compress(&cinfo);
-  std::vector<uint8_t> out(buffer, buffer + size);
-  std::free(buffer);
-  return out;
+  return simdnn::test::write_jpeg(pixels, spec);
 }
 
 // A smooth 28x28-style gradient (JPEG keeps those within a few levels at quality 95).
