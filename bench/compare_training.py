@@ -27,13 +27,8 @@ def run_simdnn(build, reps):
         if b.get("aggregate_name") != "median":
             continue
         name = b["run_name"].split("/min_time")[0]
-        parts = name.split("/")
-        kind, batch, threads = parts[0], parts[1], parts[2]
-        if kind not in ("Epoch", "GemmOnly", "AdamOnly"):
-            continue
-        # Epoch/.../gathered:0 is the float-batch variant; the table shows what training runs.
-        if len(parts) > 3 and parts[3] != "gathered:1":
-            continue
+        # The filter above keeps only what training runs (Epoch .../gathered:1).
+        kind, batch, threads = name.split("/")[:3]
         medians[(kind, int(batch.split(":")[1]), int(threads.split(":")[1]))] = b["real_time"] / 1e3
     return medians
 

@@ -26,11 +26,7 @@ using simdnn::test::TempDir;
 namespace {
 
 using JpegSpec = simdnn::test::JpegWriteSpec;
-
-// The libjpeg compressor on interleaved pixels (see jpeg_writer.h).
-std::vector<uint8_t> compress_jpeg(const std::vector<uint8_t>& pixels, const JpegSpec& spec) {
-  return simdnn::test::write_jpeg(pixels, spec);
-}
+using simdnn::test::write_jpeg;
 
 // A smooth 28x28-style gradient (JPEG keeps those within a few levels at quality 95).
 std::vector<uint8_t> gray_gradient(int width, int height) {
@@ -98,7 +94,7 @@ std::string captured_stderr(const TempDir& dir, F&& f) {
 
 TEST_CASE("jpeg: a gray 28x28 gradient at quality 95 decodes within a few levels") {
   const std::vector<uint8_t> px = gray_gradient(28, 28);
-  const std::vector<uint8_t> jpeg = compress_jpeg(px, JpegSpec{});
+  const std::vector<uint8_t> jpeg = write_jpeg(px, JpegSpec{});
   const GrayImage img = simdnn::decode_image(jpeg, "gradient.jpg");
   CHECK(img.width == 28);
   CHECK(img.height == 28);
@@ -107,7 +103,7 @@ TEST_CASE("jpeg: a gray 28x28 gradient at quality 95 decodes within a few levels
   // Progressive, same quantisation: the same coefficients, so the same pixels.
   JpegSpec progressive;
   progressive.progressive = true;
-  const std::vector<uint8_t> pjpeg = compress_jpeg(px, progressive);
+  const std::vector<uint8_t> pjpeg = write_jpeg(px, progressive);
   REQUIRE(find_marker(pjpeg, 0xC2) != std::string::npos);  // SOF2: progressive
   CHECK(simdnn::decode_image(pjpeg, "progressive.jpg").pixels == img.pixels);
 
@@ -127,12 +123,8 @@ TEST_CASE("jpeg: RGB and YCbCr files give the luma of the source, as PNG of the 
 
   for (J_COLOR_SPACE stored : {JCS_YCbCr, JCS_RGB}) {
     CAPTURE(stored);
-    JpegSpec spec;
-    spec.width = w;
-    spec.height = h;
-    spec.input = JCS_RGB;
-    spec.stored = stored;
-    const GrayImage img = simdnn::decode_image(compress_jpeg(rgb, spec), "colour.jpg");
+    const JpegSpec spec{.width = w, .height = h, .input = JCS_RGB, .stored = stored};
+    const GrayImage img = simdnn::decode_image(write_jpeg(rgb, spec), "colour.jpg");
     REQUIRE(img.width == w);
     REQUIRE(img.height == h);
     CHECK(max_abs_diff(img.pixels, expected) <= 4);
@@ -158,12 +150,8 @@ TEST_CASE("jpeg: CMYK and YCCK (Adobe, inverted) files are converted as stb_imag
   }
   for (J_COLOR_SPACE stored : {JCS_CMYK, JCS_YCCK}) {
     CAPTURE(stored);
-    JpegSpec spec;
-    spec.width = w;
-    spec.height = h;
-    spec.input = JCS_CMYK;
-    spec.stored = stored;
-    const GrayImage img = simdnn::decode_image(compress_jpeg(cmyk, spec), "print.jpg");
+    const JpegSpec spec{.width = w, .height = h, .input = JCS_CMYK, .stored = stored};
+    const GrayImage img = simdnn::decode_image(write_jpeg(cmyk, spec), "print.jpg");
     REQUIRE(img.pixels.size() == expected.size());
     CHECK(max_abs_diff(img.pixels, expected) <= 4);
   }
@@ -174,7 +162,7 @@ TEST_CASE("jpeg: truncated files are refused with their name, and libjpeg prints
   const std::vector<uint8_t> px = gray_gradient(64, 64);
   JpegSpec spec;
   spec.width = spec.height = 64;
-  const std::vector<uint8_t> jpeg = compress_jpeg(px, spec);
+  const std::vector<uint8_t> jpeg = write_jpeg(px, spec);
   const size_t sos = find_marker(jpeg, 0xDA);
   REQUIRE(sos != std::string::npos);
   // In the entropy-coded data, just before EOI, and inside the header.
@@ -209,7 +197,7 @@ TEST_CASE("jpeg: garbage after SOI, and every other start stb would take for JPE
 
   // stb_image reads FF, skips FF fill bytes and takes the next byte as the marker: FF FF D8 is
   // an SOI to stb. It must not reach stb's JPEG decoder; libjpeg-turbo refuses it.
-  const std::vector<uint8_t> valid = compress_jpeg(gray_gradient(28, 28), JpegSpec{});
+  const std::vector<uint8_t> valid = write_jpeg(gray_gradient(28, 28), JpegSpec{});
   std::vector<uint8_t> filled = valid;
   filled.insert(filled.begin(), 0xFF);
   msg = io_error_message([&] { simdnn::decode_image(filled, "filled.jpg"); });
@@ -222,7 +210,7 @@ TEST_CASE("jpeg: garbage after SOI, and every other start stb would take for JPE
 }
 
 TEST_CASE("jpeg: too many pixels are refused from the header, before decoding") {
-  const std::vector<uint8_t> jpeg = compress_jpeg(gray_gradient(64, 64), JpegSpec{.width = 64, .height = 64});
+  const std::vector<uint8_t> jpeg = write_jpeg(gray_gradient(64, 64), JpegSpec{.width = 64, .height = 64});
   std::string msg = io_error_message([&] { simdnn::decode_image(jpeg, "big.jpg", 64 * 63); });
   CHECK(contains(msg, "big.jpg"));
   CHECK(contains(msg, "64x64"));
@@ -248,9 +236,9 @@ TEST_CASE("jpeg: corrupt Huffman tables and entropy data decode or throw IoError
   spec.width = spec.height = 32;
   spec.quality = 75;
   const std::vector<uint8_t> px = gray_gradient(32, 32);
-  const std::vector<uint8_t> baseline = compress_jpeg(px, spec);
+  const std::vector<uint8_t> baseline = write_jpeg(px, spec);
   spec.progressive = true;
-  const std::vector<uint8_t> progressive = compress_jpeg(px, spec);
+  const std::vector<uint8_t> progressive = write_jpeg(px, spec);
 
   for (const std::vector<uint8_t>* jpeg : {&baseline, &progressive}) {
     const size_t dht = find_marker(*jpeg, 0xC4);
@@ -291,7 +279,7 @@ TEST_CASE("jpeg: a progressive file with more than 100 scans is refused") {
   JpegSpec spec;
   spec.scans = scans;
   const std::vector<uint8_t> px = gray_gradient(28, 28);
-  const GrayImage ok = simdnn::decode_image(compress_jpeg(px, spec), "64-scans.jpg");
+  const GrayImage ok = simdnn::decode_image(write_jpeg(px, spec), "64-scans.jpg");
   CHECK(max_abs_diff(ok.pixels, px) <= 3);
 
   // The same with successive approximation (Al 1, then a refinement scan): 127 scans.
@@ -300,7 +288,7 @@ TEST_CASE("jpeg: a progressive file with more than 100 scans is refused") {
   for (int k = 1; k < 64; ++k) scans.push_back({1, {0, 0, 0, 0}, k, k, 0, 1});
   for (int k = 1; k < 64; ++k) scans.push_back({1, {0, 0, 0, 0}, k, k, 1, 0});
   spec.scans = scans;
-  const std::string msg = io_error_message([&] { simdnn::decode_image(compress_jpeg(px, spec), "many-scans.jpg"); });
+  const std::string msg = io_error_message([&] { simdnn::decode_image(write_jpeg(px, spec), "many-scans.jpg"); });
   CHECK(contains(msg, "many-scans.jpg"));
   CHECK(contains(msg, "more than 100 scans"));
 }

@@ -121,24 +121,25 @@ TEST_CASE("training: steps on gathered uint8 rows give the same weights as on fl
   }
 }
 
-TEST_CASE("Tape: a gathered input feeds dense without conversion and other ops with floats") {
+TEST_CASE("Tape: a gathered input feeds dense, and gives other ops and value() the floats") {
   const std::vector<uint8_t> table = {0, 10, 20, 30, 40, 50, 60, 70, 80};  // 3 rows of 3
   const std::vector<uint32_t> rows = {2, 0};
   const simdnn::GatheredRows x{table, 3, rows, 0.5f};
   simdnn::Tape tape(1);
   simdnn::Var in = tape.input(x);
+  simdnn::Parameter w("w", simdnn::Shape{3, 1}), b("b", simdnn::Shape{1});
+  w.value.fill(1.0f);
+  b.value.fill(0.5f);
+  // dense() first, before anything asks for the floats: it multiplies the uint8 view.
+  simdnn::Var y = tape.dense(in, tape.param(w), tape.param(b));
+  CHECK(tape.value(y)[0] == 105.5f);  // 30 + 35 + 40 + 0.5
+  CHECK(tape.value(y)[1] == 15.5f);   // 0 + 5 + 10 + 0.5
   const simdnn::Tensor& v = tape.value(in);
   REQUIRE(v.shape() == simdnn::Shape{2, 3});
   CHECK(v[0] == 30.0f);
   CHECK(v[2] == 40.0f);
   CHECK(v[3] == 0.0f);
   CHECK(v[5] == 10.0f);
-  simdnn::Parameter w("w", simdnn::Shape{3, 1}), b("b", simdnn::Shape{1});
-  w.value.fill(1.0f);
-  b.value.fill(0.5f);
-  simdnn::Var y = tape.dense(in, tape.param(w), tape.param(b));
-  CHECK(tape.value(y)[0] == 105.5f);  // 30 + 35 + 40 + 0.5
-  CHECK(tape.value(y)[1] == 15.5f);   // 0 + 5 + 10 + 0.5
   simdnn::Var loss = tape.mean(tape.relu(y));
   tape.backward(loss);
   // dW = x^T * (1/2): column sums of x halved.
