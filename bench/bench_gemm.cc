@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "simdnn/gemm.h"
-#include "simdnn/simd_targets.h"
+#include "simdnn/testing/simd_target_control.h"
 
 #ifdef SIMDNN_HAVE_OPENBLAS
 #include <cblas.h>

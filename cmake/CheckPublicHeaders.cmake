@@ -1,7 +1,7 @@
 # ctest public_headers_clean: the public headers (<module>/include/simdnn/*.h) must not pull in
 # Highway or change compiler settings, and the simdnn target must export no compile options or
 # definitions other than OpenMP's. Run as: cmake -DSOURCE_DIR=... -DFLAGS_FILE=... -P CheckPublicHeaders.cmake
-file(GLOB headers ${SOURCE_DIR}/kernels/include/simdnn/*.h ${SOURCE_DIR}/nn/include/simdnn/*.h
+file(GLOB headers ${SOURCE_DIR}/core/include/simdnn/*.h ${SOURCE_DIR}/kernels/include/simdnn/*.h ${SOURCE_DIR}/nn/include/simdnn/*.h
      ${SOURCE_DIR}/optim/include/simdnn/*.h ${SOURCE_DIR}/io/include/simdnn/*.h)
 list(LENGTH headers count)
 if(count LESS 10)

@@ -6,7 +6,8 @@
 # include guard), built as part of the normal build: a header that needs something it does not
 # include breaks the build right away.
 file(GLOB SIMDNN_PUBLIC_HEADERS CONFIGURE_DEPENDS
-     ${PROJECT_SOURCE_DIR}/kernels/include/simdnn/*.h ${PROJECT_SOURCE_DIR}/nn/include/simdnn/*.h
+     ${PROJECT_SOURCE_DIR}/core/include/simdnn/*.h ${PROJECT_SOURCE_DIR}/kernels/include/simdnn/*.h
+     ${PROJECT_SOURCE_DIR}/nn/include/simdnn/*.h
      ${PROJECT_SOURCE_DIR}/optim/include/simdnn/*.h ${PROJECT_SOURCE_DIR}/io/include/simdnn/*.h)
 set(_header_tus)
 foreach(header ${SIMDNN_PUBLIC_HEADERS})

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "io/io_util.h"
+#include "io_util.h"
 #include "simdnn/io_error.h"
 
 namespace simdnn {

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "io/io_util.h"
+#include "io_util.h"
 #include "simdnn/atomic_file.h"
 #include "simdnn/gzip.h"
 #include "simdnn/io_error.h"

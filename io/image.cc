@@ -16,7 +16,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "io/io_util.h"
+#include "io_util.h"
 #include "simdnn/io_error.h"
 #include "simdnn/read_file.h"
 

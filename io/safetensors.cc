@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "io/io_util.h"
+#include "io_util.h"
 #include "simdnn/atomic_file.h"
 #include "simdnn/io_error.h"
 #include "simdnn/read_file.h"

@@ -11,11 +11,11 @@
 // Backward kernels take the forward output y, and a NaN y gives whatever the formula gives
 // (ReLU: 0, because NaN > 0 is false; sigmoid/tanh: NaN).
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "kernels/activation_kernels.cc"
+#define HWY_TARGET_INCLUDE "activation_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
-#include "kernels/elementwise_loops-inl.h"
+#include "elementwise_loops-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace simdnn {

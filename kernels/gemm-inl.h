@@ -10,7 +10,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "kernels/gemm_internal.h"
+#include "gemm_internal.h"
 #include "simdnn/gathered_rows.h"
 #endif
 

@@ -1,10 +1,10 @@
 // Fast GEMM: per-target packing and register-tiled micro-kernels (kernels/gemm-inl.h), and
 // in the HWY_ONCE part below the BLIS loop nest, the thread split and the public entry.
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "kernels/gemm.cc"
+#define HWY_TARGET_INCLUDE "gemm.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
-#include "kernels/gemm-inl.h"
+#include "gemm-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace simdnn {
@@ -136,7 +136,7 @@ HWY_AFTER_NAMESPACE();
 #include <algorithm>
 
 #include "hwy/aligned_allocator.h"
-#include "kernels/parallel.h"
+#include "simdnn/parallel_for.h"
 #include "simdnn/gemm.h"
 #include "simdnn/threading.h"
 
@@ -312,7 +312,7 @@ void run(const Problem& pr, int threads) {
   // 20 GFLOP/s per thread: a fifth of the kernel's speed, so only a stall exceeds 8x this.
   const int64_t expected_ns = static_cast<int64_t>(macs / static_cast<double>(nthreads) / 10.0);
   // Each rectangle's bits do not depend on which thread computes it.
-  detail::parallel_for(tasks, nthreads, run_task, expected_ns);
+  parallel_for(tasks, nthreads, run_task, expected_ns);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/gemm_internal.h"
+#include "gemm_internal.h"
 #include "simdnn/gemm.h"
 #include "simdnn/vector_kernels.h"
 

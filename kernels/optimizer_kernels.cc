@@ -9,7 +9,7 @@
 // (one rounding with FMA, two without) rather than of the optimizer. The difference from the
 // reference is one rounding of a product per moment update; see tests/test_optimizer_kernels.cc.
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "kernels/optimizer_kernels.cc"
+#define HWY_TARGET_INCLUDE "optimizer_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 

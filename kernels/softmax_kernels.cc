@@ -13,11 +13,11 @@
 //     uniform 1/cols, log-softmax -log(cols), cross-entropy log(cols).
 //   - -inf entries in an otherwise finite row are ordinary: exp(-inf - max) = 0.
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "kernels/softmax_kernels.cc"
+#define HWY_TARGET_INCLUDE "softmax_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
-#include "kernels/elementwise_loops-inl.h"
+#include "elementwise_loops-inl.h"
 
 // Shared by every target's copy of this file, so defined once.
 #ifndef SIMDNN_KERNELS_SOFTMAX_ROW_KIND_
@@ -452,6 +452,7 @@ HWY_AFTER_NAMESPACE();
 #include <string>
 
 #include "simdnn/softmax_kernels.h"
+#include "testing/simdnn/testing/softmax_exp.h"
 
 namespace simdnn {
 namespace {

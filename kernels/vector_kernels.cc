@@ -1,10 +1,10 @@
 // Bias add, column sum, axpy, scale, u8->float conversion and the finiteness check: Highway
 // kernels with runtime dispatch, and their scalar references.
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "kernels/vector_kernels.cc"
+#define HWY_TARGET_INCLUDE "vector_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
-#include "kernels/elementwise_loops-inl.h"
+#include "elementwise_loops-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace simdnn {

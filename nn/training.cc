@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "kernels/parallel.h"
+#include "simdnn/parallel_for.h"
 #include "simdnn/softmax_kernels.h"
 #include "simdnn/vector_kernels.h"
 
@@ -34,7 +34,7 @@ void gather_batch(std::span<const uint8_t> pixels, size_t features,
   constexpr size_t kPrefetchRows = 16;
   const size_t tasks = (indices.size() + kRowsPerTask - 1) / kRowsPerTask;
   const int workers = indices.size() * features >= (size_t{1} << 16) ? resolve_threads(threads) : 1;
-  detail::parallel_for(static_cast<int64_t>(tasks), workers, [&](int64_t t) {
+  parallel_for(static_cast<int64_t>(tasks), workers, [&](int64_t t) {
     const size_t end = std::min(indices.size(), (static_cast<size_t>(t) + 1) * kRowsPerTask);
     for (size_t i = static_cast<size_t>(t) * kRowsPerTask; i < end; ++i) {
       // Rows come from random places in a data set larger than the cache: fetch a few rows

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "kernels/parallel.h"
+#include "simdnn/parallel_for.h"
 #include "simdnn/optimizer_kernels.h"
 
 namespace simdnn {
@@ -41,7 +41,7 @@ void for_each_chunk(std::span<Parameter* const> params, int threads, const Updat
   const size_t share =
       (total + static_cast<size_t>(workers) * kAlign - 1) / (static_cast<size_t>(workers) * kAlign) *
       kAlign;
-  detail::parallel_for(workers, workers, [&](int64_t w) {
+  parallel_for(workers, workers, [&](int64_t w) {
     const size_t lo = static_cast<size_t>(w) * share, hi = std::min(total, lo + share);
     size_t base = 0;
     for (size_t i = 0; i < params.size() && base < hi; ++i) {

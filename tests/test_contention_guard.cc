@@ -1,12 +1,12 @@
-// The stall guard of detail::parallel_for: its back-off policy, driven with explicit times.
+// The stall guard of parallel_for: its back-off policy, driven with explicit times.
 #include <doctest/doctest.h>
 
 #include <cstdint>
 
-#include "kernels/parallel.h"
+#include "simdnn/parallel_for.h"
 
 namespace {
-using simdnn::detail::ContentionGuard;
+using simdnn::ContentionGuard;
 constexpr int64_t kMs = 1'000'000;
 constexpr int64_t kStart = 1'000 * kMs;
 

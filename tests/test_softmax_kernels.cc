@@ -14,6 +14,7 @@
 
 #include "kernel_test_util.h"
 #include "simdnn/softmax_kernels.h"
+#include "simdnn/testing/softmax_exp.h"
 #include "test_util.h"
 
 namespace simdnn {

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "simdnn/simd_targets.h"
+#include "simdnn/testing/simd_target_control.h"
 #include "simdnn/tensor.h"
 
 using simdnn::Shape;

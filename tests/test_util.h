@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "simdnn/simd_targets.h"
+#include "simdnn/testing/simd_target_control.h"
 
 namespace simdnn::test {
 

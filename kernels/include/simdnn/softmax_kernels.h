@@ -37,10 +37,4 @@ void softmax_cross_entropy_backward(size_t rows, size_t cols, const float* probs
 void softmax_cross_entropy_backward_ref(size_t rows, size_t cols, const float* probs,
                                         const int32_t* labels, float scale, float* dlogits);
 
-namespace softmax_detail {
-// For tests only: y[i] = the exp approximation every kernel above applies to x - row_max
-// (meant for x <= 0; at most ~1 ULP from exp there; see softmax_kernels.cc).
-void softmax_exp_for_test(size_t n, const float* x, float* y);
-}  // namespace softmax_detail
-
 }  // namespace simdnn

@@ -1,7 +1,7 @@
 // Lists and forces Highway targets. Compiled for every attainable target so that the
 // current-target query reports what the kernels (compiled the same way) dispatch to.
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "kernels/simd_targets.cc"
+#define HWY_TARGET_INCLUDE "simd_targets.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
@@ -17,6 +17,7 @@ HWY_AFTER_NAMESPACE();
 #include <stdexcept>
 
 #include "simdnn/simd_targets.h"
+#include "testing/simdnn/testing/simd_target_control.h"
 
 namespace simdnn {
 HWY_EXPORT(CompiledTarget);

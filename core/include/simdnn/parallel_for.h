@@ -1,4 +1,5 @@
-// Internal: the one place where the kernels start OpenMP threads. Kept out of the per-target
+// The one place where simdnn starts OpenMP threads: the kernels, the optimizers and the data
+// paths of nn all run their threaded loops through parallel_for. Kept out of the per-target
 // Highway code on purpose (clang 14 crashes on OpenMP pragmas inside it).
 #pragma once
 
@@ -11,7 +12,7 @@
 
 #include "simdnn/threading.h"
 
-namespace simdnn::detail {
+namespace simdnn {
 
 // Falls back to one thread for a while after a parallel call that stalled: the calling thread
 // waited at the join much longer than it worked, or its own share took many times what the
@@ -113,4 +114,4 @@ void parallel_for(int64_t count, int threads, const Body& body, int64_t expected
                expected_ns > 0 ? expected_ns : INT64_MAX / 16, end_ns);
 }
 
-}  // namespace simdnn::detail
+}  // namespace simdnn

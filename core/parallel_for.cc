@@ -1,10 +1,10 @@
-#include "kernels/parallel.h"
+#include "simdnn/parallel_for.h"
 
-namespace simdnn::detail {
+namespace simdnn {
 
 ContentionGuard& contention_guard() {
   static ContentionGuard guard;
   return guard;
 }
 
-}  // namespace simdnn::detail
+}  // namespace simdnn

@@ -1,19 +1,13 @@
-// Which SIMD instruction sets the kernels can run on, and (for tests and benchmarks) forcing one.
-// The kernels are compiled once per target (Highway) and pick the best one the CPU supports at
-// run time; nothing here is needed in normal use.
+// Test and benchmark support, not installed: forcing the SIMD target every kernel dispatches
+// to, so each fast path can be checked against its scalar reference on every target the CPU
+// supports. Implemented in core (simd_targets.cc), next to the query functions.
 #pragma once
 
 #include <string>
-#include <vector>
+
+#include "simdnn/simd_targets.h"
 
 namespace simdnn {
-
-// Names of the targets that are both compiled in and supported by this CPU, best first,
-// e.g. {"AVX3", "AVX2", "SSE4", "SSSE3", "EMU128"}.
-std::vector<std::string> available_simd_targets();
-
-// Name of the target the kernels dispatch to right now.
-std::string current_simd_target();
 
 // Makes every kernel dispatch to `name` (one of available_simd_targets()); an empty name
 // restores the automatic choice. Process-wide: not for use while kernels run on other threads.
