@@ -10,6 +10,7 @@
 #include <span>
 
 #include "simdnn/image.h"
+#include "simdnn/image_ops.h"
 #include "simdnn/io_error.h"
 
 namespace {

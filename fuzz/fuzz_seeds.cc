@@ -18,6 +18,7 @@
 #include "simdnn/read_file.h"
 #include "simdnn/safetensors.h"
 #include "tests/jpeg_writer.h"
+#include "tests/support/image_encode.h"
 
 namespace fs = std::filesystem;
 using Bytes = std::vector<uint8_t>;

@@ -9,6 +9,8 @@
 
 #include "io_test_support.h"
 #include "simdnn/image.h"
+#include "simdnn/image_ops.h"
+#include "tests/support/image_encode.h"
 
 using simdnn::GrayImage;
 using simdnn::ImageFormat;

@@ -1,4 +1,4 @@
-// JPEG decoding (libjpeg-turbo, io/image.cc): test images are written with libjpeg's own
+// JPEG decoding (libjpeg-turbo, io/jpeg_decode.cc): test images are written with libjpeg's own
 // compressor, so that gray, RGB, CMYK, YCCK and progressive files can all be made here.
 #include <doctest/doctest.h>
 #include <unistd.h>
@@ -16,6 +16,7 @@
 #include "io_test_support.h"
 #include "jpeg_writer.h"
 #include "simdnn/image.h"
+#include "tests/support/image_encode.h"
 
 using simdnn::GrayImage;
 using simdnn::ImageFormat;

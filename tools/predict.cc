@@ -23,6 +23,7 @@
 
 #include "simdnn/idx.h"
 #include "simdnn/image.h"
+#include "simdnn/image_ops.h"
 #include "simdnn/io_error.h"
 #include "simdnn/model.h"
 #include "simdnn/tensor.h"

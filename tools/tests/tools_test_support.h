@@ -15,9 +15,11 @@
 #include <vector>
 
 #include "simdnn/image.h"
+#include "simdnn/image_ops.h"
 #include "simdnn/model.h"
 #include "simdnn/random.h"
 #include "tests/io_test_support.h"
+#include "tests/support/image_encode.h"
 
 namespace simdnn::test {
 

@@ -1,5 +1,6 @@
-// Images for prediction: decoding (JPEG via libjpeg-turbo; PNG, BMP, GIF, TGA, PSD, PNM, HDR via
-// stb_image), resizing, and conversion to MNIST-style model input.
+// Image decoding for prediction: JPEG via libjpeg-turbo; PNG, BMP, GIF, TGA, PSD, PNM, HDR via
+// stb_image (binary PGM/PPM by simdnn itself), to 8-bit grayscale. Resizing and conversion to
+// MNIST-style model input are in <simdnn/image_ops.h>.
 #pragma once
 
 #include <cstddef>
@@ -36,33 +37,5 @@ GrayImage decode_image(std::span<const uint8_t> bytes, std::string_view name_for
 
 // read_file_bytes(path, kMaxImageFileBytes) + decode_image, naming the path in errors.
 GrayImage load_image(const std::filesystem::path& path, size_t max_pixels = kDefaultMaxImagePixels);
-
-// Resamples to width x height, each axis independently: area averaging (a box filter with
-// fractional pixel coverage) when shrinking, so thin strokes fade instead of vanishing;
-// bilinear with pixel-centre alignment when enlarging or keeping the size (the identity is
-// exact). Throws std::invalid_argument for a non-positive size or an empty image.
-GrayImage resize_gray(const GrayImage& image, int width, int height);
-
-enum class Invert {
-  kNo,    // keep as is: the image is already light ink on a dark background
-  kYes,   // 255 - v: dark ink on light paper
-  kAuto,  // invert when the mean of the border pixels is above 127 (a light background)
-};
-
-// True when kAuto would invert `image`: the mean of its outermost rows and columns is > 127.
-bool has_light_background(const GrayImage& image);
-
-// width * height bytes of MNIST-style input (light ink on a dark background): resize_gray to
-// the model's size, then invert as asked. No centring or deskewing is done.
-std::vector<uint8_t> prepare_for_model(const GrayImage& image, int width, int height,
-                                       Invert invert);
-
-enum class ImageFormat { kPng, kBmp, kJpeg };
-
-// Encodes interleaved 8-bit pixels (channels 1 = gray, 2 = gray+alpha, 3 = RGB, 4 = RGBA) with
-// stb_image_write; for writing debug images and test fixtures. JPEG drops alpha. Throws
-// std::invalid_argument for inconsistent arguments and IoError when encoding fails.
-std::vector<uint8_t> encode_image(std::span<const uint8_t> pixels, int width, int height,
-                                  int channels, ImageFormat format, int jpeg_quality = 90);
 
 }  // namespace simdnn
