@@ -1,5 +1,5 @@
-// libFuzzer target: tools/serve's request body parser, parse_predict_json (the JSON half of
-// POST /predict; image bodies are fuzz_image's decode_image + prepare_for_model).
+// libFuzzer target: serving's POST /predict body parser, parse_predict_json (the JSON half of
+// the request; image bodies are fuzz_image's decode_image + prepare_for_model).
 // Contract checked: an error status of 400 or 413 for anything invalid, and otherwise
 // 1..max_batch rows of input_size values, each finite and within 0..255.
 #include <cmath>
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "serve_app.h"
+#include "simdnn/serving/predict_request.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The first byte picks the model input size, the rest is the body.

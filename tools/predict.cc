@@ -14,18 +14,22 @@
 #include <exception>
 #include <cstdint>
 #include <iostream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "simdnn/batches.h"
+#include "simdnn/evaluation.h"
 #include "simdnn/idx.h"
 #include "simdnn/image.h"
 #include "simdnn/image_ops.h"
 #include "simdnn/io_error.h"
 #include "simdnn/model.h"
+#include "simdnn/model_file.h"
+#include "simdnn/serving/predictions.h"
 #include "simdnn/tensor.h"
 #include "simdnn/threading.h"
 #include "simdnn/training.h"
@@ -33,10 +37,7 @@
 namespace {
 
 using json = nlohmann::json;
-// Per-image output holds float32 probabilities: a float-typed json prints each as the shortest
-// decimal that reads back as the same float (as serve does), not as 17 digits of a double.
-using float_json = nlohmann::basic_json<std::map, std::vector, std::string, bool, std::int64_t,
-                                        std::uint64_t, float>;
+using simdnn::serving::label_of;
 
 constexpr int kExitUsage = 1;
 constexpr int kExitSomeInputsFailed = 2;
@@ -73,18 +74,6 @@ simdnn::Invert parse_invert(const std::string& s) {
   return simdnn::Invert::kAuto;
 }
 
-std::string label_of(const simdnn::ModelInfo& info, size_t c) {
-  return c < info.class_names.size() ? info.class_names[c] : std::to_string(c);
-}
-
-// Class indices by decreasing probability, the lower index first on ties (as argmax_rows).
-std::vector<size_t> ranked_classes(std::span<const float> p) {
-  std::vector<size_t> order(p.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
-  return order;
-}
-
 int predict_images(simdnn::Model& model, const Options& o) {
   const simdnn::ModelInfo& info = model.info();
   const simdnn::Invert invert = parse_invert(o.invert);
@@ -116,23 +105,20 @@ int predict_images(simdnn::Model& model, const Options& o) {
     const simdnn::Tensor& probs = model.predict(x, o.threads);
     const size_t classes = probs.cols();
     const size_t k = std::min(o.top_k, classes);
+    // The JSON is serve's prediction object plus "file", with floats in the form predict has
+    // always printed (FloatStyle::kJsonLibrary: "1.0" where serve prints "1").
+    std::optional<simdnn::serving::PredictionWriter> writer;
+    if (o.json) writer.emplace(info, classes, simdnn::serving::FloatStyle::kJsonLibrary);
+    std::vector<size_t> order;
+    std::string line;
     for (size_t r = 0; r < ok.size(); ++r) {
       const std::span<const float> p = probs.row(r);
-      const std::vector<size_t> order = ranked_classes(p);
+      simdnn::serving::rank_top_k(p, k, order);
       const std::string& file = o.images[ok[r]];
       if (o.json) {
-        float_json top = float_json::array();
-        for (size_t j = 0; j < k; ++j) {
-          top.push_back({{"class", order[j]},
-                         {"label", label_of(info, order[j])},
-                         {"probability", p[order[j]]}});
-        }
-        float_json line = {{"file", file},
-                     {"class", order[0]},
-                     {"label", label_of(info, order[0])},
-                     {"probabilities", std::vector<float>(p.begin(), p.end())},
-                     {"top_k", std::move(top)}};
-        std::printf("%s\n", line.dump().c_str());
+        line.clear();
+        writer->append_prediction(line, p, order, k, file);
+        std::printf("%s\n", line.c_str());
       } else {
         std::string text = file + ":";
         for (size_t j = 0; j < k; ++j) {

@@ -1,4 +1,5 @@
-// tools/serve: an HTTP prediction service for a trained model.
+// tools/serve: an HTTP prediction service for a trained model. The service itself is
+// simdnn::serving::PredictionServer (serving/); this is its command line.
 //
 //   serve --model model.safetensors [--host 127.0.0.1] [--port 8080] [--threads 16]
 //
@@ -18,8 +19,9 @@
 #include <string>
 #include <thread>
 
-#include "serve_app.h"
 #include "simdnn/model.h"
+#include "simdnn/model_file.h"
+#include "simdnn/serving/server.h"
 #include "simdnn/threading.h"
 
 namespace {
@@ -77,8 +79,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
   app.add_option("--threads", options.threads,
-                 "HTTP worker threads, each with its own model copy; a keep-alive connection "
-                 "holds a worker while open, so this bounds concurrent connections")
+                 "HTTP worker threads, each with its own inference buffers; a keep-alive "
+                 "connection holds a worker while open, so this bounds concurrent connections")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   app.add_option("--max-body-bytes", options.max_body_bytes,

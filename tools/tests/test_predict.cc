@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "simdnn/evaluation.h"
 #include "simdnn/idx.h"
 #include "simdnn/image.h"
 #include "simdnn/model.h"
+#include "simdnn/model_file.h"
 #include "simdnn/training.h"
 #include "tools/tests/tools_test_support.h"
 

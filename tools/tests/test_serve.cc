@@ -19,9 +19,10 @@
 #include <thread>
 #include <vector>
 
-#include "serve_app.h"
 #include "simdnn/image.h"
 #include "simdnn/model.h"
+#include "simdnn/model_file.h"
+#include "simdnn/serving/server.h"
 #include "tools/tests/tools_test_support.h"
 
 namespace {

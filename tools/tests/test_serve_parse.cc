@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "serve_app.h"
+#include "simdnn/serving/predict_request.h"
 
 namespace {
 

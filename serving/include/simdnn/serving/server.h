@@ -1,19 +1,14 @@
-// The prediction service behind tools/serve: an HTTP server (cpp-httplib) that answers
-// POST /predict with a model's class probabilities, plus /metrics (Prometheus), /healthz and
-// /readyz. Kept apart from serve.cc's flag parsing and signal handling so that tests can run a
-// server in-process on a free loopback port. Request and response formats: docs/serving.md.
+// The prediction service behind tools/serve: an HTTP server that answers POST /predict with a
+// model's class probabilities, plus /metrics (Prometheus), /healthz and /readyz. Kept apart
+// from serve.cc's flag parsing and signal handling so that tests can run a server in-process on
+// a free loopback port. Request and response formats: docs/serving.md.
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
-#include <string_view>
 #include <thread>
-#include <vector>
 
-#include "simdnn/image.h"
 #include "simdnn/model.h"
 
 namespace simdnn::serving {
@@ -23,7 +18,7 @@ struct ServeOptions {
   int port = 8080;  // 0: any free port (see PredictionServer::port())
   // HTTP worker threads. cpp-httplib keeps a keep-alive connection on one worker until it
   // closes, so this is also the number of connections served at the same time; each worker
-  // has its own copy of the model.
+  // has its own inference buffers.
   int threads = 16;
   size_t max_body_bytes = size_t{8} << 20;
   size_t max_batch = 256;  // instances per request
@@ -37,29 +32,10 @@ struct ServeOptions {
   int read_timeout_seconds = 2;
 };
 
-// A request the server refuses: the HTTP status and the message for {"error": ...}.
-struct RequestError {
-  int status;
-  std::string message;
-};
-
-// Input rows parsed from a JSON body: rows * input_size pixel values (0..255) in row order.
-struct ParsedInstances {
-  size_t rows = 0;
-  std::vector<float> pixels;
-};
-
-// Parses {"pixels": [N numbers]} or {"instances": [[N numbers], ...]} into `out` (its
-// capacity is reused). Every number must be finite and within 0..255. Returns an error
-// (400, or 413 for more than max_batch instances) instead of throwing, so the hot path does
-// not pay for exceptions.
-std::optional<RequestError> parse_predict_json(std::string_view body, size_t input_size,
-                                               size_t max_batch, ParsedInstances& out);
-
 class PredictionServer {
  public:
-  // Makes options.threads copies of `model` (one per worker; Model::predict keeps internal
-  // buffers and is not thread-safe). Throws std::invalid_argument for bad options.
+  // Serves `model` from options.threads workers, which share it (each predicts into buffers of
+  // its own). Throws std::invalid_argument for bad options.
   PredictionServer(Model model, ServeOptions options);
   ~PredictionServer();  // stop() and wait for the listener
   PredictionServer(const PredictionServer&) = delete;

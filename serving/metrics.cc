@@ -1,0 +1,119 @@
+#include "simdnn/serving/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <array>
+#include <atomic>
+#include <mutex>
+
+namespace simdnn::serving {
+
+namespace {
+
+constexpr size_t kEndpointCount = static_cast<size_t>(Endpoint::kOther) + 1;
+constexpr std::array<const char*, kEndpointCount> kEndpointLabels = {
+    "/predict", "/metrics", "/healthz", "/readyz", "other"};
+
+prometheus::Histogram::BucketBoundaries batch_buckets(size_t max_batch) {
+  prometheus::Histogram::BucketBoundaries b;
+  for (size_t v = 1; v < max_batch; v *= 2) b.push_back(static_cast<double>(v));
+  b.push_back(static_cast<double>(max_batch));
+  return b;
+}
+
+}  // namespace
+
+Endpoint endpoint_of(std::string_view path) {
+  for (size_t e = 0; e + 1 < kEndpointCount; ++e) {
+    if (path == kEndpointLabels[e]) return static_cast<Endpoint>(e);
+  }
+  return Endpoint::kOther;
+}
+
+struct Metrics::Impl {
+  Impl(const ModelInfo& info, size_t num_classes, size_t max_batch)
+      : registry(std::make_shared<prometheus::Registry>()),
+        requests(prometheus::BuildCounter()
+                     .Name("http_requests_total")
+                     .Help("HTTP requests answered, by endpoint and status code")
+                     .Register(*registry)),
+        inference_time(prometheus::BuildHistogram()
+                           .Name("model_inference_time_seconds")
+                           .Help("Time in model.predict per request (one batched call)")
+                           .Register(*registry)
+                           .Add({}, prometheus::Histogram::BucketBoundaries{
+                                        5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
+                                        2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0})),
+        batch_size(prometheus::BuildHistogram()
+                       .Name("model_batch_size")
+                       .Help("Instances per /predict request that reached the model")
+                       .Register(*registry)
+                       .Add({}, batch_buckets(max_batch))),
+        in_flight(prometheus::BuildGauge()
+                      .Name("http_requests_in_flight")
+                      .Help("Requests being handled right now")
+                      .Register(*registry)
+                      .Add({})) {
+    const std::string input = std::to_string(info.input_height) + "x" +
+                              std::to_string(info.input_width);
+    prometheus::BuildGauge()
+        .Name("model_info")
+        .Help("The model being served (always 1)")
+        .Register(*registry)
+        .Add({{"version", info.version.empty() ? "unknown" : info.version},
+              {"input", input},
+              {"classes", std::to_string(num_classes)}})
+        .Set(1);
+  }
+
+  std::shared_ptr<prometheus::Registry> registry;
+  prometheus::Family<prometheus::Counter>& requests;
+  prometheus::Histogram& inference_time;
+  prometheus::Histogram& batch_size;
+  prometheus::Gauge& in_flight;
+  // Family::Add builds a metric object and looks it up under the family's lock on every call;
+  // the counters are cached per (endpoint, status) instead.
+  std::array<std::array<std::atomic<prometheus::Counter*>, 500>, kEndpointCount> counters{};
+  std::mutex counters_mutex;
+};
+
+Metrics::Metrics(const ModelInfo& info, size_t num_classes, size_t max_batch)
+    : impl_(std::make_unique<Impl>(info, num_classes, max_batch)) {}
+
+Metrics::~Metrics() = default;
+
+void Metrics::count_request(Endpoint endpoint, int status) {
+  if (status < 100 || status > 599) status = 500;
+  const size_t e = static_cast<size_t>(endpoint);
+  std::atomic<prometheus::Counter*>& slot = impl_->counters[e][status - 100];
+  prometheus::Counter* c = slot.load(std::memory_order_acquire);
+  if (!c) {
+    std::lock_guard lock(impl_->counters_mutex);
+    c = &impl_->requests.Add({{"endpoint", kEndpointLabels[e]},
+                              {"status", std::to_string(status)}});
+    slot.store(c, std::memory_order_release);
+  }
+  c->Increment();
+}
+
+void Metrics::observe_inference(double seconds, size_t instances) {
+  impl_->inference_time.Observe(seconds);
+  impl_->batch_size.Observe(static_cast<double>(instances));
+}
+
+Metrics::InFlight::InFlight(Metrics& metrics) : metrics_(metrics) {
+  metrics_.impl_->in_flight.Increment();
+}
+
+Metrics::InFlight::~InFlight() { metrics_.impl_->in_flight.Decrement(); }
+
+std::string Metrics::render() const {
+  return prometheus::TextSerializer().Serialize(impl_->registry->Collect());
+}
+
+}  // namespace simdnn::serving

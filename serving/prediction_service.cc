@@ -1,0 +1,134 @@
+#include "prediction_service.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "simdnn/image.h"
+#include "simdnn/image_ops.h"
+#include "simdnn/io_error.h"
+
+namespace simdnn::serving {
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// "image/png; charset=x" -> "image/png", lower case.
+std::string media_type(std::string_view content_type) {
+  std::string t(content_type.substr(0, content_type.find(';')));
+  const auto not_space = [](unsigned char c) { return !std::isspace(c); };
+  t.erase(t.begin(), std::find_if(t.begin(), t.end(), not_space));
+  t.erase(std::find_if(t.rbegin(), t.rend(), not_space).base(), t.end());
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  return t;
+}
+
+}  // namespace
+
+std::string error_body(std::string_view message) {
+  return json{{"error", std::string(message)}}.dump();
+}
+
+Reply error_reply(int status, std::string_view message) {
+  return {status, error_body(message), kJsonContentType};
+}
+
+PredictionService::PredictionService(Model model, const ServeOptions& options)
+    : options_(options),
+      workers_(std::move(model), static_cast<size_t>(options.threads)),
+      metrics_(workers_.info(), workers_.num_classes(), options.max_batch),
+      writer_(workers_.info(), workers_.num_classes(), FloatStyle::kShortest),
+      version_json_(json(workers_.info().version).dump()) {}
+
+Reply PredictionService::healthz() {
+  Metrics::InFlight guard(metrics_);
+  return {200, R"({"status":"ok"})", kJsonContentType};
+}
+
+Reply PredictionService::readyz() {
+  Metrics::InFlight guard(metrics_);
+  if (ready_.load()) {
+    return {200, R"({"status":"ready","model_version":)" + version_json_ + "}", kJsonContentType};
+  }
+  return {503, R"({"status":"stopping"})", kJsonContentType};
+}
+
+Reply PredictionService::metrics_text() {
+  Metrics::InFlight guard(metrics_);
+  return {200, metrics_.render(), kMetricsContentType};
+}
+
+Reply PredictionService::predict(std::string_view content_type,
+                                 const std::optional<std::string>& top_k_param,
+                                 std::string_view body) {
+  Metrics::InFlight guard(metrics_);
+  const std::string type = media_type(content_type);
+  const bool is_json = type == "application/json";
+  const bool is_image = type.starts_with("image/");
+  if (!is_json && !is_image) {
+    return error_reply(415, (type.empty() ? std::string("no Content-Type")
+                                          : "unsupported Content-Type \"" + type + "\"") +
+                                ": send application/json or an image (image/png, image/jpeg, ...)");
+  }
+  size_t top_k = static_cast<size_t>(std::max(1, options_.default_top_k));
+  if (top_k_param) {
+    const std::string& v = *top_k_param;
+    size_t parsed = 0;
+    const auto r = std::from_chars(v.data(), v.data() + v.size(), parsed);
+    if (r.ec != std::errc() || r.ptr != v.data() + v.size() || parsed == 0) {
+      return error_reply(400, "top_k must be a positive integer, got \"" + v + "\"");
+    }
+    top_k = parsed;
+  }
+  top_k = std::min(top_k, workers_.num_classes());
+
+  WorkerLease worker(workers_);
+  ParsedInstances& input = worker->parsed;
+  const ModelInfo& info = workers_.info();
+  const size_t features = info.input_size();
+  if (is_json) {
+    if (auto error = parse_predict_json(body, features, options_.max_batch, input)) {
+      return error_reply(error->status, error->message);
+    }
+  } else {
+    try {
+      const auto* bytes = reinterpret_cast<const uint8_t*>(body.data());
+      const GrayImage image = decode_image(std::span(bytes, body.size()),
+                                           "request body (" + type + ")",
+                                           options_.max_image_pixels);
+      const std::vector<uint8_t> pixels =
+          prepare_for_model(image, static_cast<int>(info.input_width),
+                            static_cast<int>(info.input_height), Invert::kAuto);
+      input.rows = 1;
+      input.pixels.assign(pixels.begin(), pixels.end());
+    } catch (const IoError& e) {
+      return error_reply(400, e.what());
+    }
+  }
+
+  Tensor& x = worker->x;
+  x.resize(Shape{input.rows, features});
+  float* xd = x.data();
+  const float scale = info.pixel_scale;
+  for (size_t i = 0; i < input.pixels.size(); ++i) xd[i] = input.pixels[i] * scale;
+
+  const auto start = Clock::now();
+  const Tensor& probs = workers_.predict(*worker);
+  metrics_.observe_inference(std::chrono::duration<double>(Clock::now() - start).count(),
+                             input.rows);
+
+  writer_.write_response(worker->response, probs, top_k, worker->order);
+  // Copied: the worker keeps its buffer's capacity.
+  return {200, worker->response, kJsonContentType};
+}
+
+}  // namespace simdnn::serving

@@ -1,0 +1,61 @@
+#include "simdnn/serving/server.h"
+
+#include <stdexcept>
+#include <utility>
+
+#include "http_server.h"
+#include "prediction_service.h"
+
+namespace simdnn::serving {
+
+struct PredictionServer::Impl {
+  Impl(Model model, ServeOptions opts)
+      : options(std::move(opts)), service(std::move(model), options), http(service) {}
+
+  ServeOptions options;
+  PredictionService service;
+  HttpServer http;
+};
+
+PredictionServer::PredictionServer(Model model, ServeOptions options) {
+  if (options.threads < 1) throw std::invalid_argument("threads must be at least 1");
+  if (options.max_batch < 1) throw std::invalid_argument("max batch must be at least 1");
+  if (options.max_body_bytes < 1) throw std::invalid_argument("max body bytes must be positive");
+  if (options.port < 0 || options.port > 65535) {
+    throw std::invalid_argument("port " + std::to_string(options.port) + " is not 0..65535");
+  }
+  impl_ = std::make_unique<Impl>(std::move(model), std::move(options));
+}
+
+PredictionServer::~PredictionServer() {
+  stop();
+  wait();
+}
+
+const ModelInfo& PredictionServer::model_info() const { return impl_->service.info(); }
+
+int PredictionServer::bind() {
+  port_ = -1;
+  port_ = impl_->http.bind(impl_->options.host, impl_->options.port);
+  return port_;
+}
+
+void PredictionServer::run() { impl_->http.run(); }
+
+int PredictionServer::start() {
+  bind();
+  listener_ = std::thread([this] { run(); });
+  impl_->http.wait_until_running();
+  return port_;
+}
+
+void PredictionServer::stop() {
+  impl_->service.stop_ready();
+  impl_->http.stop();
+}
+
+void PredictionServer::wait() {
+  if (listener_.joinable()) listener_.join();
+}
+
+}  // namespace simdnn::serving
