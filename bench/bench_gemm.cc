@@ -144,7 +144,8 @@ int main(int argc, char** argv) {
   if (const char* target = std::getenv("SIMDNN_BENCH_TARGET")) simdnn::force_simd_target(target);
   benchmark::AddCustomContext("simdnn_target", simdnn::current_simd_target());
 #ifdef SIMDNN_HAVE_OPENBLAS
-  // Debian's OpenBLAS picks a slow generic core on this CPU unless OPENBLAS_CORETYPE is set.
+  // The core OpenBLAS actually runs (OPENBLAS_CORETYPE overrides its own pick; run_gemm_bench.sh
+  // tries this CPU's candidates and keeps the fastest).
   benchmark::AddCustomContext("openblas_core", openblas_get_corename());
   std::fprintf(stderr, "OpenBLAS core: %s\n", openblas_get_corename());
 #endif

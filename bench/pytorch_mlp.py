@@ -3,8 +3,14 @@
 
 784 -> Linear 128 ReLU -> Linear 10, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-7 as Keras),
 cross-entropy on logits, Keras-style shuffling every epoch. Prints one JSON line per
-(batch, threads) with the median epoch time. Needs Debian's python3-torch (run with
-/usr/bin/python3, not a pyenv interpreter).
+(batch, threads) with the median epoch time, the OpenBLAS core that ran and its thread count.
+Needs Debian's python3-torch (run with /usr/bin/python3, not a pyenv interpreter).
+
+PyTorch at its best: flush-to-zero (torch.set_flush_denormal), and "threads" sets both ATen's
+OpenMP threads and OpenBLAS's own pthreads (torch.set_num_threads leaves OpenBLAS on every
+core: a "1-thread" run otherwise runs its GEMMs on 2). The OpenBLAS core is chosen by the
+caller with OPENBLAS_CORETYPE (bench/compare_training.py tries each candidate of
+bench/blas_cores.py and keeps the fastest).
 
 usage: bench/pytorch_mlp.py [--data DIR] [--epochs N] [--batch 32 256] [--threads 1 2]
 """
@@ -18,6 +24,8 @@ import time
 
 import numpy as np
 import torch
+
+from blas_cores import loaded_openblas
 
 
 def read_idx(path):
@@ -48,9 +56,13 @@ def main():
     y = read_idx(find(args.data, "train-labels-idx1-ubyte")).astype(np.int64)
     x = torch.from_numpy(x.astype(np.float32) / 255.0)
     y = torch.from_numpy(y)
-    torch.set_flush_denormal(True)
+    if not torch.set_flush_denormal(True):
+        raise SystemExit("pytorch_mlp.py: flush-to-zero not supported on this CPU")
+    blas = loaded_openblas()
     for threads in args.threads:
         torch.set_num_threads(threads)
+        if blas is not None:
+            blas.openblas_set_num_threads(threads)
         for batch in args.batch:
             torch.manual_seed(1)
             model = torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(),
@@ -70,7 +82,10 @@ def main():
                 times.append(time.perf_counter() - t0)
             print(json.dumps({"framework": f"pytorch {torch.__version__}", "batch": batch,
                               "threads": threads, "median_epoch_seconds": statistics.median(times),
-                              "epochs": args.epochs}), flush=True)
+                              "epochs": args.epochs, "epoch_seconds": times,
+                              "openblas_core": blas.openblas_get_corename().decode() if blas else None,
+                              "openblas_threads": blas.openblas_get_num_threads() if blas else None,
+                              "torch_threads": torch.get_num_threads()}), flush=True)
 
 
 if __name__ == "__main__":

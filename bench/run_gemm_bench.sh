@@ -8,8 +8,15 @@
 #
 # Defaults: build-gemm next to this checkout, 5 repetitions. The build must have bench_gemm
 # (cmake --build <build-dir> --target bench_gemm); if it also has bench_train, the GemmOnly
-# epochs (the GEMMs of one training epoch) follow the table. Debian's OpenBLAS picks a slow generic core
-# on this CPU, so OPENBLAS_CORETYPE=SkylakeX is set; the core it used is printed.
+# epochs (the GEMMs of one training epoch) follow the table.
+#
+# OpenBLAS core: Debian's OpenBLAS picks its core at load time, not always the fastest, and a
+# core the CPU cannot run crashes (SkylakeX on an AVX2-only CPU: SIGILL). So the candidates come
+# from the CPU's flags (bench/blas_cores.py: SkylakeX/Haswell with AVX-512, Haswell/Zen with
+# AVX2, ...), each is timed on four shapes, and the fastest (geometric mean) is used for the
+# whole run; the core that actually ran is read back from OpenBLAS and printed with the table.
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment are overridden for these processes.
+# SIMDNN_OPENBLAS_CORE=<name> skips the probe.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,13 +29,44 @@ exe="$build/bench/bench_gemm"
 out="$build/gemm_bench_results"  # the raw JSON stays here
 mkdir -p "$out"
 rm -f "$out"/*.json
-export OPENBLAS_CORETYPE=SkylakeX
+unset OPENBLAS_L2_SIZE
 
 libs=(simdnn)
 listing="$("$exe" --benchmark_list_tests=true 2>/dev/null)"
 printf '%s\n' "$listing" >"$out/benchmarks.txt"  # the table follows this order
 grep -q '^openblas/' <<<"$listing" && libs+=(openblas)
 grep -q '^onednn/' <<<"$listing" && libs+=(onednn)
+
+cpu="$(python3 "$here/blas_cores.py" --cpu)"
+if [[ " ${libs[*]} " == *" openblas "* ]]; then
+  if [[ -n "${SIMDNN_OPENBLAS_CORE:-}" ]]; then
+    best_core="$SIMDNN_OPENBLAS_CORE"
+  else
+    best_core="" best_gf=0
+    for core in $(python3 "$here/blas_cores.py"); do
+      OPENBLAS_CORETYPE=$core OPENBLAS_NUM_THREADS=1 "$exe" \
+        --benchmark_filter='^openblas/(sq256|fwd1_XW1_B256|bwd1_dW1_B32|fwd2_HW2_B256)/threads:1/' \
+        --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+        --benchmark_min_time=0.05 --benchmark_out="$out/probe_$core.json.tmp" \
+        --benchmark_out_format=json >/dev/null 2>"$out/probe_$core.err" || {
+          echo "OpenBLAS core $core failed on this CPU; skipped" >&2; continue; }
+      read -r ran gf < <(python3 - "$out/probe_$core.json.tmp" <<'PY'
+import json, math, sys
+doc = json.load(open(sys.argv[1]))
+g = [b["GFLOPS"] for b in doc["benchmarks"] if b.get("aggregate_name") == "median"]
+print(doc["context"].get("openblas_core", "?"), math.exp(sum(map(math.log, g)) / len(g)))
+PY
+      )
+      echo "OpenBLAS core $core (ran: $ran): $gf GFLOP/s (geometric mean, 4 shapes, 1 thread)" >&2
+      [[ "${ran,,}" == "${core,,}" ]] || { echo "  asked for $core but $ran ran; skipped" >&2; continue; }
+      if python3 -c "import sys; sys.exit(0 if $gf > $best_gf else 1)"; then
+        best_core=$core best_gf=$gf
+      fi
+    done
+  fi
+  [[ -n "$best_core" ]] && export OPENBLAS_CORETYPE="$best_core"
+  echo "using OpenBLAS core ${best_core:-default}" >&2
+fi
 
 run() {  # run <json name> <OPENBLAS_NUM_THREADS> <filter> [args...]
   local name="$1" blas_threads="$2" filter="$3"
@@ -52,7 +90,7 @@ for lib in "${libs[@]}"; do
   run "t2_$lib" "$blas_threads" "^$lib/.*/threads:2/"
 done
 
-python3 - "$out" <<'PY'
+python3 - "$out" "$cpu" <<'PY'
 import glob, json, os, re, sys
 out = sys.argv[1]
 gf = {}      # (lib, shape, threads) -> median GFLOP/s
@@ -77,6 +115,7 @@ with open(os.path.join(out, "benchmarks.txt")) as f:
         if len(parts) >= 2:
             rank.setdefault(parts[1], len(rank))
 order.sort(key=lambda st: (rank.get(st[0], len(rank)), st[1]))
+print("CPU: %s   load average: %.2f" % (sys.argv[2], os.getloadavg()[0]))
 print("simdnn target: %s   OpenBLAS core: %s" % (ctx.get("simdnn_target", "?"),
                                                  ctx.get("openblas_core", "n/a")))
 head = ["shape", "thr", "simdnn", "OpenBLAS", "oneDNN", "vs OpenBLAS", "vs oneDNN", "2thr/1thr"]
