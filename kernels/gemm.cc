@@ -131,8 +131,6 @@ detail::GemmKernels GemmKernelsForTarget() {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <omp.h>
-
 #include <algorithm>
 
 #include "hwy/aligned_allocator.h"
@@ -290,7 +288,7 @@ void run(const Problem& pr, int threads) {
   detail::GemmPlan plan;
   kern.plan(m, n, k, pr.trans_b, &plan);
 
-  int nthreads = omp_in_parallel() ? 1 : resolve_threads(threads);
+  int nthreads = in_parallel_for() ? 1 : resolve_threads(threads);
   const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const int affordable = static_cast<int>(std::max(1.0, macs / kMinMacsPerThread));
   nthreads = std::min(nthreads, affordable);

@@ -1,9 +1,7 @@
-// The one place where simdnn starts OpenMP threads: the kernels, the optimizers and the data
-// paths of nn all run their threaded loops through parallel_for. Kept out of the per-target
-// Highway code on purpose (clang 14 crashes on OpenMP pragmas inside it).
+// The one place where simdnn starts threads: the kernels, the optimizers and the data paths of
+// nn all run their threaded loops through parallel_for, on a small pool of its own (not
+// OpenMP: see parallel_for). Kept out of the per-target Highway code on purpose.
 #pragma once
-
-#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,10 +14,10 @@ namespace simdnn {
 
 // Falls back to one thread for a while after a parallel call that stalled: the calling thread
 // waited at the join much longer than it worked, or its own share took many times what the
-// multiply-adds need (it was descheduled). On an oversubscribed machine a descheduled OpenMP
-// worker stalls every fork/join by up to a scheduler time slice (ms), and libgomp's default
-// spin-waiting worker steals the caller's CPU: a batch-32 training epoch went from 0.4 s
-// to 10-30 s on 2 threads beside two busy compilers, against 0.5 s on 1 thread.
+// multiply-adds need (it was descheduled). On an oversubscribed machine a descheduled worker
+// can still hold a call back by the tile it is running, up to a scheduler time slice (ms).
+// (With OpenMP's static schedule and spin-waiting workers, before the pool, a batch-32
+// training epoch went from 0.4 s to 10-30 s on 2 threads beside two busy compilers.)
 // Results do not depend on the thread count, so this only changes speed.
 // Back-off: the first stall keeps calls serial for 4 ms; a stall soon after the window (within
 // four windows' time) doubles it, up to ~1 s, so steady contention stays serial. An isolated
@@ -83,35 +81,60 @@ class ContentionGuard {
 
 ContentionGuard& contention_guard();
 
-// Calls body(i) for i in [0, count) on `threads` OpenMP threads with a static schedule, so the
-// same i always runs the same computation whatever the thread count (callers make each body(i)
-// independent of which thread runs it, which keeps results bit-identical across thread counts).
-// Each worker thread gets flush-to-zero before it runs any work. After a stalled region (see
-// ContentionGuard) the calls run on the calling thread for a while. expected_ns: a generous
-// estimate of one thread's share on an idle core, or 0 when unknown (then only the wait at
-// the join is judged).
+namespace detail {
+// One tile of a parallel_for: fn(ctx, i).
+using TileFn = void (*)(const void* ctx, int64_t i);
+
+// Runs fn(ctx, i) for every i in [0, count) on the calling thread and up to threads - 1 pool
+// threads, each taking the next undone i from a shared counter (see parallel_for). Returns
+// when every tile is done. Returns false without running anything if the pool is in use by
+// another calling thread; the caller then runs the tiles itself.
+// caller_work_ns / caller_wait_ns: the calling thread's time running tiles, and its time
+// waiting afterwards for tiles that pool threads had taken.
+bool run_on_pool(int64_t count, int threads, TileFn fn, const void* ctx, int64_t* caller_work_ns,
+                 int64_t* caller_wait_ns);
+}  // namespace detail
+
+// True on a thread that is running a tile of parallel_for (a pool thread, or the caller inside
+// its own call): nested parallel_for calls then run serially.
+bool in_parallel_for();
+
+// Calls body(i) for i in [0, count) on up to `threads` threads: the calling thread and
+// threads - 1 threads of a process-wide pool. Tiles are handed out one at a time from a shared
+// counter (dynamic, in any order, to whichever thread is free), so a thread the OS deschedules
+// holds back only the tile it is running: the others, the caller included, take the rest.
+// Callers make each body(i) independent of which thread runs it and of the order, which keeps
+// results bit-identical for every thread count. Pool threads sleep (futex) when they have had
+// nothing to do for a short while (kPoolSpinNs), rather than spinning. Each pool thread has
+// flush-to-zero set before it runs any work, as has the caller. After a stalled call (see
+// ContentionGuard) calls run on the calling thread for a while; calls made from inside a tile,
+// or while another thread's call holds the pool, also run on the calling thread.
+// expected_ns: a generous estimate of one thread's share on an idle core, or 0 when unknown
+// (then only the wait at the end is judged).
 template <class Body>
 void parallel_for(int64_t count, int threads, const Body& body, int64_t expected_ns = 0) {
   ContentionGuard& guard = contention_guard();
-  if (threads <= 1 || count <= 1 || omp_in_parallel() ||
-      guard.serial_now(ContentionGuard::now_ns())) {
+  const auto serial = [&] {
     enable_flush_to_zero();
     for (int64_t i = 0; i < count; ++i) body(i);
+  };
+  if (threads <= 1 || count <= 1 || in_parallel_for() ||
+      guard.serial_now(ContentionGuard::now_ns())) {
+    serial();
     return;
   }
+  enable_flush_to_zero();  // as on the pool threads, so every count agrees on denormals
   const int t = static_cast<int>(std::min<int64_t>(count, threads));
-  const int64_t start_ns = ContentionGuard::now_ns();
-  int64_t caller_done_ns = start_ns;
-#pragma omp parallel num_threads(t)
-  {
-    enable_flush_to_zero();
-#pragma omp for schedule(static) nowait
-    for (int64_t i = 0; i < count; ++i) body(i);
-    if (omp_get_thread_num() == 0) caller_done_ns = ContentionGuard::now_ns();
+  int64_t work_ns = 0, wait_ns = 0;
+  const detail::TileFn fn = [](const void* ctx, int64_t i) {
+    (*static_cast<const Body*>(ctx))(i);
+  };
+  if (!detail::run_on_pool(count, t, fn, &body, &work_ns, &wait_ns)) {
+    serial();
+    return;
   }
-  const int64_t end_ns = ContentionGuard::now_ns();
-  guard.report(caller_done_ns - start_ns, end_ns - caller_done_ns,
-               expected_ns > 0 ? expected_ns : INT64_MAX / 16, end_ns);
+  guard.report(work_ns, wait_ns, expected_ns > 0 ? expected_ns : INT64_MAX / 16,
+               ContentionGuard::now_ns());
 }
 
 }  // namespace simdnn
