@@ -52,7 +52,8 @@ void run_single(benchmark::State& state, bool include_scaling) {
   const std::vector<uint8_t> pixels = make_pixels(256);
   simdnn::Tensor x(simdnn::Shape{1, kFeatures});
   for (size_t i = 0; i < kFeatures; ++i) x[i] = pixels[i] / 255.0f;
-  model.predict(x, 1);  // buffers sized once, as after a server's first request
+  simdnn::Workspace workspace;
+  model.predict(x, workspace, 1);  // buffers sized once, as after a server's first request
 
   std::vector<double> micros;
   micros.reserve(1 << 20);
@@ -65,7 +66,7 @@ void run_single(benchmark::State& state, bool include_scaling) {
       float* dst = x.data();
       for (size_t i = 0; i < kFeatures; ++i) dst[i] = src[i] * (1.0f / 255.0f);
     }
-    const simdnn::Tensor& p = model.predict(x, 1);
+    const simdnn::Tensor& p = model.predict(x, workspace, 1);
     sink += p[0];
     const auto end = std::chrono::steady_clock::now();
     micros.push_back(std::chrono::duration<double, std::micro>(end - start).count());
@@ -91,13 +92,14 @@ void BM_PredictThroughput(benchmark::State& state) {
   std::vector<float> all(pixels.size());
   for (size_t i = 0; i < pixels.size(); ++i) all[i] = pixels[i] / 255.0f;
   simdnn::Tensor x(simdnn::Shape{batch, kFeatures});
+  simdnn::Workspace workspace;
   float sink = 0.0f;
   for (auto _ : state) {
     for (size_t start = 0; start < kImages; start += batch) {
       const size_t n = std::min(batch, kImages - start);
       x.resize(simdnn::Shape{n, kFeatures});
       std::copy_n(all.data() + start * kFeatures, n * kFeatures, x.data());
-      const simdnn::Tensor& p = model.predict(x, threads);
+      const simdnn::Tensor& p = model.predict(x, workspace, threads);
       sink += p[0];
     }
   }

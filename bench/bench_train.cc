@@ -19,6 +19,7 @@
 #include <numeric>
 #include <vector>
 
+#include "simdnn/batches.h"
 #include "simdnn/gemm.h"
 #include "simdnn/idx.h"
 #include "simdnn/model.h"

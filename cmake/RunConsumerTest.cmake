@@ -43,11 +43,14 @@ if(MODE STREQUAL "install")
       message(FATAL_ERROR "cmake --install did not install ${f}")
     endif()
   endforeach()
-  file(GLOB private_headers ${prefix}/include/simdnn/*-inl.h ${prefix}/include/hwy)
+  file(GLOB private_headers ${prefix}/include/simdnn/*-inl.h ${prefix}/include/hwy
+       ${prefix}/include/simdnn/testing)
   if(private_headers)
     message(FATAL_ERROR "private files installed: ${private_headers}")
   endif()
-  run(${CMAKE_COMMAND} ${common} -DCMAKE_BUILD_TYPE=${CONFIG} -DCMAKE_PREFIX_PATH=${prefix})
+  # The consumer sets no C++ standard and compiles every installed public header on its own.
+  run(${CMAKE_COMMAND} ${common} -DCMAKE_BUILD_TYPE=${CONFIG} -DCMAKE_PREFIX_PATH=${prefix}
+      -DSIMDNN_HEADERS_DIR=${prefix}/include)
   run(${CMAKE_COMMAND} --build ${consumer_build} --config ${CONFIG} -j ${JOBS})
 elseif(MODE STREQUAL "subdir")
   run(${CMAKE_COMMAND} ${common} -DCMAKE_BUILD_TYPE=Debug -DSIMDNN_SOURCE_DIR=${SOURCE_DIR})

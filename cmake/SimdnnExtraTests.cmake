@@ -32,6 +32,13 @@ add_test(NAME public_headers_clean
                  -DFLAGS_FILE=${CMAKE_CURRENT_BINARY_DIR}/simdnn_interface_flags.txt
                  -P ${PROJECT_SOURCE_DIR}/cmake/CheckPublicHeaders.cmake)
 
+# ---- Module layering (docs/architecture.md) ---------------------------------------------------
+# No module includes a header of a module above it, and no public header include cycle exists.
+find_package(Python3 COMPONENTS Interpreter REQUIRED)
+add_test(NAME module_layering
+         COMMAND Python3::Interpreter ${PROJECT_SOURCE_DIR}/scripts/check_layering.py
+                 ${PROJECT_SOURCE_DIR})
+
 # ---- Packaging: install + find_package, and add_subdirectory -------------------------------
 # Both configure, build and run examples/consumer as a separate project. They are slow-ish
 # (the add_subdirectory one compiles the library again, in Debug to keep it around a minute on

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <span>
 
+#include "simdnn/model_file.h"
 #include "simdnn/io_error.h"
 #include "simdnn/model.h"
 #include "simdnn/safetensors.h"

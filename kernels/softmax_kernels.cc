@@ -525,8 +525,11 @@ void softmax_cross_entropy_backward(size_t rows, size_t cols, const float* probs
   HWY_DYNAMIC_DISPATCH(SoftmaxCrossEntropyBackward)(rows, cols, probs, labels, scale, dlogits);
 }
 
-void softmax_rows_ref(size_t rows, size_t cols, const float* x, size_t ldx, float* y,
-                      size_t ldy) {
+// The references' shared row loop: NaN rows stay NaN, all -inf rows get `all_neg_inf`, and
+// every other row goes to finite_row(xr, yr, row_max, sum) with the max and the sum of exp.
+template <class FiniteRow>
+void reference_rows(size_t rows, size_t cols, const float* x, size_t ldx, float* y, size_t ldy,
+                    float all_neg_inf, const FiniteRow& finite_row) {
   for (size_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ldx;
     float* yr = y + r * ldy;
@@ -535,33 +538,33 @@ void softmax_rows_ref(size_t rows, size_t cols, const float* x, size_t ldx, floa
     if (kind == RowKind::kInvalid) {
       FillRow(cols, std::numeric_limits<float>::quiet_NaN(), yr);
     } else if (kind == RowKind::kAllNegInf) {
-      FillRow(cols, static_cast<float>(1.0 / static_cast<double>(cols)), yr);
+      FillRow(cols, all_neg_inf, yr);
     } else {
-      for (size_t c = 0; c < cols; ++c) {
-        yr[c] = static_cast<float>(std::exp(static_cast<double>(xr[c]) - row_max) / sum);
-      }
+      finite_row(xr, yr, row_max, sum);
     }
   }
 }
 
+void softmax_rows_ref(size_t rows, size_t cols, const float* x, size_t ldx, float* y,
+                      size_t ldy) {
+  reference_rows(rows, cols, x, ldx, y, ldy, static_cast<float>(1.0 / static_cast<double>(cols)),
+                 [cols](const float* xr, float* yr, double row_max, double sum) {
+                   for (size_t c = 0; c < cols; ++c) {
+                     yr[c] = static_cast<float>(std::exp(static_cast<double>(xr[c]) - row_max) / sum);
+                   }
+                 });
+}
+
 void log_softmax_rows_ref(size_t rows, size_t cols, const float* x, size_t ldx, float* y,
                           size_t ldy) {
-  for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * ldx;
-    float* yr = y + r * ldy;
-    double row_max, sum;
-    const RowKind kind = scan_row_ref(cols, xr, &row_max, &sum);
-    if (kind == RowKind::kInvalid) {
-      FillRow(cols, std::numeric_limits<float>::quiet_NaN(), yr);
-    } else if (kind == RowKind::kAllNegInf) {
-      FillRow(cols, static_cast<float>(-std::log(static_cast<double>(cols))), yr);
-    } else {
-      const double log_sum = std::log(sum);
-      for (size_t c = 0; c < cols; ++c) {
-        yr[c] = static_cast<float>(static_cast<double>(xr[c]) - row_max - log_sum);
-      }
-    }
-  }
+  reference_rows(rows, cols, x, ldx, y, ldy,
+                 static_cast<float>(-std::log(static_cast<double>(cols))),
+                 [cols](const float* xr, float* yr, double row_max, double sum) {
+                   const double log_sum = std::log(sum);
+                   for (size_t c = 0; c < cols; ++c) {
+                     yr[c] = static_cast<float>(static_cast<double>(xr[c]) - row_max - log_sum);
+                   }
+                 });
 }
 
 double softmax_cross_entropy_forward_ref(size_t rows, size_t cols, const float* logits,

@@ -5,8 +5,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "simdnn/activation_kernels.h"
-#include "simdnn/gemm.h"
 #include "simdnn/softmax_kernels.h"
 #include "simdnn/vector_kernels.h"
 
@@ -36,8 +34,7 @@ Tape::Node& Tape::push(Op op, std::initializer_list<Var> inputs) {
   n.op = op;
   n.requires_grad = false;
   n.has_grad = false;
-  n.leaf = nullptr;
-  n.gathered = {};
+  n.input.reset();
   n.materialized = false;
   n.parameter = nullptr;
   n.target = nullptr;
@@ -62,14 +59,13 @@ const Tape::Node& Tape::node(Var v) const { return const_cast<Tape*>(this)->node
 
 const Tensor& Tape::value_of(int32_t index) const {
   const Node& n = nodes_[index];
-  if (n.op == Op::kInput) return *n.leaf;
-  if (n.op == Op::kInputGathered) {
-    // Converted only when something other than dense() needs the floats; the buffer is the
-    // tape's own (a cache: logically the node does not change).
+  if (n.op == Op::kInput) {
+    if (const Tensor* floats = n.input->floats()) return *floats;
+    // Gathered rows are converted only when something other than dense() needs the floats;
+    // the buffer is the tape's own (a cache: logically the node does not change).
     Node& cached = const_cast<Node&>(n);
     if (!cached.materialized) {
-      cached.value.resize(shape_of(index));
-      materialize(n.gathered, cached.value.data());
+      n.input->materialize(cached.value);
       cached.materialized = true;
     }
     return cached.value;
@@ -80,8 +76,14 @@ const Tensor& Tape::value_of(int32_t index) const {
 
 Shape Tape::shape_of(int32_t index) const {
   const Node& n = nodes_[index];
-  if (n.op == Op::kInputGathered) return Shape{n.gathered.rows.size(), n.gathered.cols};
+  if (n.op == Op::kInput) return n.input->floats() ? n.input->floats()->shape() : n.input->shape();
   return value_of(index).shape();
+}
+
+DenseInput Tape::dense_input_of(int32_t index) const {
+  const Node& n = nodes_[index];
+  if (n.op == Op::kInput) return *n.input;
+  return value_of(index);
 }
 
 const Tensor& Tape::value(Var v) const {
@@ -91,22 +93,15 @@ const Tensor& Tape::value(Var v) const {
 
 const Tensor& Tape::grad(Var v) const {
   const Node& n = node(v);
-  if (n.op == Op::kInput || n.op == Op::kInputGathered || n.op == Op::kParam || !n.has_grad) {
+  if (n.op == Op::kInput || n.op == Op::kParam || !n.has_grad) {
     throw std::logic_error("Tape::grad: no gradient flowed into this value");
   }
   return n.grad;
 }
 
-Var Tape::input(const Tensor& x) {
+Var Tape::input(const DenseInput& x) {
   Node& n = push(Op::kInput, {});
-  n.leaf = &x;
-  return Var{static_cast<int32_t>(count_ - 1)};
-}
-
-Var Tape::input(const GatheredRows& x) {
-  check_gathered_rows(x, "Tape::input");
-  Node& n = push(Op::kInputGathered, {});
-  n.gathered = x;
+  n.input = x;
   return Var{static_cast<int32_t>(count_ - 1)};
 }
 
@@ -118,60 +113,22 @@ Var Tape::param(Parameter& p) {
 }
 
 Var Tape::dense(Var x, Var w, Var b) {
-  const Node& xn = node(x);
-  const Shape xs = shape_of(x.index);
+  node(x);  // validates the handles
+  const DenseInput xin = dense_input_of(x.index);
   const Tensor& wv = value(w);
   const Tensor& bv = value(b);
-  require_matrix(xs, "dense", "input");
-  require_matrix(wv, "dense", "weight");
-  if (xs[1] != wv.rows()) {
-    throw std::invalid_argument("dense: input " + xs.to_string() +
-                                " does not fit weight " + wv.shape().to_string());
-  }
-  if (bv.size() != wv.cols()) {
-    throw std::invalid_argument("dense: bias " + bv.shape().to_string() +
-                                " does not fit weight " + wv.shape().to_string());
-  }
-  const size_t batch = xs[0], in = wv.rows(), out = wv.cols();
-  const bool gathered = xn.op == Op::kInputGathered;
-  const float* xdata = gathered ? nullptr : value_of(x.index).data();
-  const GatheredRows xrows = xn.gathered;
   Node& n = push(Op::kDense, {x, w, b});
-  n.value.resize(Shape{batch, out});
-  if (gathered) {
-    gemm_gathered(Transpose::kNo, Transpose::kNo, out, 1.0f, xrows, wv.data(), out, 0.0f,
-                  n.value.data(), out, threads_);
-  } else {
-    gemm(Transpose::kNo, Transpose::kNo, batch, out, in, 1.0f, xdata, in, wv.data(), out, 0.0f,
-         n.value.data(), out, threads_);
-  }
-  add_bias_rows(batch, out, bv.data(), n.value.data(), out);
+  dense_forward(xin, wv, bv, n.value, threads_);
   return Var{static_cast<int32_t>(count_ - 1)};
 }
 
-Var Tape::unary(Op op, Var x) {
+Var Tape::activation(Var x, Activation a) {
   const Tensor& xv = value(x);
-  Node& n = push(op, {x});
-  n.value.resize(xv.shape());
-  const size_t size = xv.size();
-  float* y = n.value.data();
-  switch (op) {
-    case Op::kRelu: relu_forward(size, xv.data(), y); break;
-    case Op::kSigmoid: sigmoid_forward(size, xv.data(), y); break;
-    case Op::kTanh: tanh_forward(size, xv.data(), y); break;
-    case Op::kSoftmax:
-      require_matrix(xv, "softmax", "input");
-      softmax_rows(xv.rows(), xv.cols(), xv.data(), xv.cols(), y, xv.cols());
-      break;
-    default: throw std::logic_error("Tape::unary: not a unary op");
-  }
+  Node& n = push(Op::kActivation, {x});
+  n.activation = a;
+  activation_forward(a, xv, n.value);
   return Var{static_cast<int32_t>(count_ - 1)};
 }
-
-Var Tape::relu(Var x) { return unary(Op::kRelu, x); }
-Var Tape::sigmoid(Var x) { return unary(Op::kSigmoid, x); }
-Var Tape::tanh(Var x) { return unary(Op::kTanh, x); }
-Var Tape::softmax(Var x) { return unary(Op::kSoftmax, x); }
 
 Var Tape::softmax_cross_entropy(Var logits, std::span<const int32_t> labels) {
   const Tensor& lv = value(logits);
@@ -239,8 +196,7 @@ void Tape::accumulate_from_scratch(int32_t index) {
 
 void Tape::backward(Var loss) {
   Node& l = node(loss);
-  if (l.value.size() != 1 || l.op == Op::kInput || l.op == Op::kInputGathered ||
-      l.op == Op::kParam) {
+  if (l.value.size() != 1 || l.op == Op::kInput || l.op == Op::kParam) {
     throw std::invalid_argument("Tape::backward: the loss must be a scalar op result, got " +
                                 value(loss).shape().to_string());
   }
@@ -258,65 +214,37 @@ void Tape::backward_node(Node& n) {
   const float* dy = n.grad.data();
   switch (n.op) {
     case Op::kInput:
-    case Op::kInputGathered:
     case Op::kParam:
       return;
     case Op::kDense: {
-      const Node& xn = nodes_[n.in[0]];
+      const DenseInput x = dense_input_of(n.in[0]);
       const Tensor& w = value_of(n.in[1]);
-      const size_t batch = shape_of(n.in[0])[0], in = w.rows(), out = w.cols();
-      if (nodes_[n.in[1]].requires_grad) {  // dW = xᵀ · dy
-        GradTarget t = grad_target(n.in[1]);
-        if (xn.op == Op::kInputGathered) {
-          gemm_gathered(Transpose::kYes, Transpose::kNo, out, 1.0f, xn.gathered, dy, out, t.beta,
-                        t.grad->data(), out, threads_);
-        } else {
-          gemm(Transpose::kYes, Transpose::kNo, in, out, batch, 1.0f, value_of(n.in[0]).data(),
-               in, dy, out, t.beta, t.grad->data(), out, threads_);
-        }
+      GradSink dw, db, dx;
+      if (nodes_[n.in[1]].requires_grad) {
+        const GradTarget t = grad_target(n.in[1]);
+        dw = {t.grad->data(), t.beta};
       }
-      if (nodes_[n.in[2]].requires_grad) {  // db = column sums of dy
-        GradTarget t = grad_target(n.in[2]);
-        column_sum(batch, out, dy, out, t.grad->data(), t.beta != 0.0f);
+      if (nodes_[n.in[2]].requires_grad) {
+        const GradTarget t = grad_target(n.in[2]);
+        db = {t.grad->data(), t.beta};
       }
-      if (nodes_[n.in[0]].requires_grad) {  // dx = dy · wᵀ
-        GradTarget t = grad_target(n.in[0]);
-        gemm(Transpose::kNo, Transpose::kYes, batch, in, out, 1.0f, dy, out, w.data(), out,
-             t.beta, t.grad->data(), in, threads_);
+      if (nodes_[n.in[0]].requires_grad) {
+        const GradTarget t = grad_target(n.in[0]);
+        dx = {t.grad->data(), t.beta};
       }
+      dense_backward(x, w, n.grad, dw, db, dx, threads_);
       return;
     }
-    case Op::kRelu:
-    case Op::kSigmoid:
-    case Op::kTanh: {
+    case Op::kActivation: {
       if (!nodes_[n.in[0]].requires_grad) return;
-      const size_t size = n.value.size();
       GradTarget t = grad_target(n.in[0]);
-      float* dx = t.grad->data();
-      if (t.beta != 0.0f) {
+      if (t.beta == 0.0f) {
+        activation_backward(n.activation, n.value, n.grad, t.grad->data());
+      } else {
         scratch_.resize(n.value.shape());
-        dx = scratch_.data();
+        activation_backward(n.activation, n.value, n.grad, scratch_.data());
+        axpy(n.value.size(), 1.0f, scratch_.data(), t.grad->data());
       }
-      if (n.op == Op::kRelu) relu_backward(size, n.value.data(), dy, dx);
-      if (n.op == Op::kSigmoid) sigmoid_backward(size, n.value.data(), dy, dx);
-      if (n.op == Op::kTanh) tanh_backward(size, n.value.data(), dy, dx);
-      if (t.beta != 0.0f) axpy(size, 1.0f, scratch_.data(), t.grad->data());
-      return;
-    }
-    case Op::kSoftmax: {
-      if (!nodes_[n.in[0]].requires_grad) return;
-      // dx = y ⊙ (dy − <dy, y>) per row.
-      const size_t rows = n.value.rows(), cols = n.value.cols();
-      scratch_.resize(n.value.shape());
-      for (size_t r = 0; r < rows; ++r) {
-        const float* y = n.value.data() + r * cols;
-        const float* g = dy + r * cols;
-        double dot = 0.0;
-        for (size_t c = 0; c < cols; ++c) dot += static_cast<double>(g[c]) * y[c];
-        float* dx = scratch_.data() + r * cols;
-        for (size_t c = 0; c < cols; ++c) dx[c] = y[c] * (g[c] - static_cast<float>(dot));
-      }
-      accumulate_from_scratch(n.in[0]);
       return;
     }
     case Op::kSoftmaxCrossEntropy: {

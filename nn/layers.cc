@@ -4,32 +4,9 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "simdnn/activation_kernels.h"
-#include "simdnn/gemm.h"
-#include "simdnn/softmax_kernels.h"
-#include "simdnn/vector_kernels.h"
+#include "simdnn/dense.h"
 
 namespace simdnn {
-
-const char* activation_name(Activation a) {
-  switch (a) {
-    case Activation::kLinear: return "linear";
-    case Activation::kRelu: return "relu";
-    case Activation::kSigmoid: return "sigmoid";
-    case Activation::kTanh: return "tanh";
-    case Activation::kSoftmax: return "softmax";
-  }
-  return "?";
-}
-
-Activation parse_activation(const std::string& name) {
-  for (Activation a : {Activation::kLinear, Activation::kRelu, Activation::kSigmoid,
-                       Activation::kTanh, Activation::kSoftmax}) {
-    if (name == activation_name(a)) return a;
-  }
-  throw std::invalid_argument("unknown activation '" + name +
-                              "' (expected linear, relu, sigmoid, tanh or softmax)");
-}
 
 Dense::Dense(size_t in, size_t out, Rng& rng, const std::string& name)
     : weight(name + ".weight", Shape{in, out}), bias(name + ".bias", Shape{out}) {
@@ -42,50 +19,40 @@ Dense::Dense(size_t in, size_t out, Rng& rng, const std::string& name)
   for (size_t i = 0; i < weight.value.size(); ++i) weight.value[i] = rng.uniform(-limit, limit);
 }
 
+Dense::Dense(const Dense& other)
+    : Layer(),
+      weight(other.weight.name, other.weight.value.shape()),
+      bias(other.bias.name, other.bias.value.shape()) {
+  std::copy_n(other.weight.value.data(), other.weight.value.size(), weight.value.data());
+  std::copy_n(other.bias.value.data(), other.bias.value.size(), bias.value.data());
+}
+
+std::unique_ptr<Layer> Dense::clone() const { return std::unique_ptr<Layer>(new Dense(*this)); }
+
 Var Dense::forward(Tape& tape, Var x) {
   return tape.dense(x, tape.param(weight), tape.param(bias));
 }
 
 void Dense::infer(const Tensor& x, Tensor& y, int threads) const {
-  if (x.rank() != 2 || x.cols() != in()) {
-    throw std::invalid_argument("Dense: input " + x.shape().to_string() +
-                                " does not fit weight " + weight.value.shape().to_string());
-  }
-  y.resize(Shape{x.rows(), out()});
-  gemm(Transpose::kNo, Transpose::kNo, x.rows(), out(), in(), 1.0f, x.data(), in(),
-       weight.value.data(), out(), 0.0f, y.data(), out(), threads);
-  add_bias_rows(x.rows(), out(), bias.value.data(), y.data(), out());
+  dense_forward(x, weight.value, bias.value, y, threads);
 }
 
 Var ActivationLayer::forward(Tape& tape, Var x) {
-  switch (activation_) {
-    case Activation::kLinear: return x;
-    case Activation::kRelu: return tape.relu(x);
-    case Activation::kSigmoid: return tape.sigmoid(x);
-    case Activation::kTanh: return tape.tanh(x);
-    case Activation::kSoftmax: return tape.softmax(x);
-  }
-  return x;
+  // Linear records nothing: the input is the output.
+  return activation_ == Activation::kLinear ? x : tape.activation(x, activation_);
 }
 
 void ActivationLayer::infer(const Tensor& x, Tensor& y, int) const {
-  y.resize(x.shape());
-  const size_t n = x.size();
-  switch (activation_) {
-    case Activation::kLinear: std::copy_n(x.data(), n, y.data()); break;
-    case Activation::kRelu: relu_forward(n, x.data(), y.data()); break;
-    case Activation::kSigmoid: sigmoid_forward(n, x.data(), y.data()); break;
-    case Activation::kTanh: tanh_forward(n, x.data(), y.data()); break;
-    case Activation::kSoftmax:
-      softmax_rows(x.rows(), x.cols(), x.data(), x.cols(), y.data(), x.cols());
-      break;
-  }
+  activation_forward(activation_, x, y);
+}
+
+std::unique_ptr<Layer> ActivationLayer::clone() const {
+  return std::make_unique<ActivationLayer>(activation_);
 }
 
 Sequential& Sequential::add(std::unique_ptr<Layer> layer) {
   for (Parameter* p : layer->parameters()) parameters_.push_back(p);
   layers_.push_back(std::move(layer));
-  buffers_.resize(layers_.size());
   return *this;
 }
 
@@ -95,6 +62,12 @@ Sequential& Sequential::add_dense(size_t in, size_t out, Activation activation, 
   add(std::make_unique<Dense>(in, out, rng, "dense_" + std::to_string(dense_count)));
   if (activation != Activation::kLinear) add(std::make_unique<ActivationLayer>(activation));
   return *this;
+}
+
+Sequential Sequential::clone() const {
+  Sequential copy;
+  for (const auto& l : layers_) copy.add(l->clone());
+  return copy;
 }
 
 Var Sequential::forward(Tape& tape, Var x) {
@@ -114,15 +87,15 @@ Var Sequential::forward_logits(Tape& tape, Var x) {
   return x;
 }
 
-const Tensor& Sequential::predict(const Tensor& x, int threads) {
+const Tensor& Sequential::predict(const Tensor& x, Workspace& workspace, int threads) const {
   if (layers_.empty()) throw std::logic_error("Sequential::predict: the model has no layers");
+  workspace.outputs.resize(layers_.size());
   const Tensor* in = &x;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    layers_[i]->infer(*in, buffers_[i], threads);
-    in = &buffers_[i];
+    layers_[i]->infer(*in, workspace.outputs[i], threads);
+    in = &workspace.outputs[i];
   }
   return *in;
 }
-
 
 }  // namespace simdnn

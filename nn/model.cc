@@ -1,12 +1,6 @@
 #include "simdnn/model.h"
 
-#include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <nlohmann/json.hpp>
 #include <stdexcept>
-
-#include "simdnn/io_error.h"
 
 namespace simdnn {
 
@@ -43,143 +37,24 @@ Model Model::mlp(ModelInfo info, const std::vector<size_t>& hidden, Activation a
   return Model(std::move(info), std::move(layers), rng);
 }
 
-size_t Model::parameter_count() {
+Model Model::clone() const {
+  Model copy(*this, network_.clone());
+  return copy;
+}
+
+Model::Model(const Model& other, Sequential network)
+    : info_(other.info_), layers_(other.layers_), network_(std::move(network)) {}
+
+size_t Model::parameter_count() const {
   size_t n = 0;
-  for (Parameter* p : parameters()) n += p->value.size();
+  for (const Parameter* p : parameters()) n += p->value.size();
   return n;
 }
 
-SafetensorsFile model_to_safetensors(Model& model) {
-  SafetensorsFile file;
-  const ModelInfo& info = model.info();
-  nlohmann::json layers = nlohmann::json::array();
-  for (const LayerSpec& l : model.layers()) {
-    layers.push_back({{"units", l.units}, {"activation", activation_name(l.activation)}});
-  }
-  char scale[32];
-  auto res = std::to_chars(scale, scale + sizeof scale, info.pixel_scale);
-  file.metadata = {
-      {"format", "simdnn-mlp"},
-      {"format_version", "1"},
-      {"input_height", std::to_string(info.input_height)},
-      {"input_width", std::to_string(info.input_width)},
-      {"pixel_scale", std::string(scale, res.ptr)},
-      {"layers", layers.dump()},
-      {"class_names", nlohmann::json(info.class_names).dump()},
-      {"version", info.version},
-  };
-  for (Parameter* p : model.parameters()) file.tensors.emplace_back(p->name, p->value.clone());
-  return file;
-}
-
-namespace {
-
-[[noreturn]] void bad(std::string_view name, const std::string& what) {
-  throw IoError(std::string(name) + ": " + what);
-}
-
-const std::string& meta(const SafetensorsFile& f, std::string_view name, const char* key) {
-  auto it = f.metadata.find(key);
-  if (it == f.metadata.end()) bad(name, std::string("__metadata__ has no \"") + key + "\"");
-  return it->second;
-}
-
-size_t meta_size(const SafetensorsFile& f, std::string_view name, const char* key,
-                 size_t max_value) {
-  const std::string& s = meta(f, name, key);
-  size_t v = 0;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size() || v == 0 || v > max_value) {
-    bad(name, std::string("__metadata__ \"") + key + "\" must be an integer in 1.." +
-                  std::to_string(max_value) + ", got \"" + s + "\"");
-  }
-  return v;
-}
-
-}  // namespace
-
-Model model_from_safetensors(const SafetensorsFile& file, std::string_view name) {
-  if (meta(file, name, "format") != "simdnn-mlp") {
-    bad(name, "__metadata__ \"format\" is \"" + meta(file, name, "format") +
-                  "\", expected \"simdnn-mlp\"");
-  }
-  if (meta(file, name, "format_version") != "1") {
-    bad(name, "unsupported format_version \"" + meta(file, name, "format_version") +
-                  "\" (this build reads 1)");
-  }
-  ModelInfo info;
-  constexpr size_t kMaxSide = 4096, kMaxUnits = 1 << 20;
-  info.input_height = meta_size(file, name, "input_height", kMaxSide);
-  info.input_width = meta_size(file, name, "input_width", kMaxSide);
-  {
-    const std::string& s = meta(file, name, "pixel_scale");
-    float v = 0;
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(v) || v <= 0) {
-      bad(name, "__metadata__ \"pixel_scale\" must be a positive number, got \"" + s + "\"");
-    }
-    info.pixel_scale = v;
-  }
-  auto it = file.metadata.find("version");
-  if (it != file.metadata.end()) info.version = it->second;
-
-  std::vector<LayerSpec> layers;
-  try {
-    nlohmann::json j = nlohmann::json::parse(meta(file, name, "layers"));
-    if (!j.is_array() || j.empty()) throw std::runtime_error("not a non-empty list");
-    for (const auto& l : j) {
-      if (!l.is_object() || !l.contains("units") || !l["units"].is_number_unsigned() ||
-          !l.contains("activation") || !l["activation"].is_string()) {
-        throw std::runtime_error("each layer needs \"units\" (positive integer) and \"activation\"");
-      }
-      size_t units = l["units"].get<size_t>();
-      if (units == 0 || units > kMaxUnits) throw std::runtime_error("units out of range");
-      layers.push_back({units, parse_activation(l["activation"].get<std::string>())});
-    }
-    nlohmann::json names = nlohmann::json::parse(meta(file, name, "class_names"));
-    if (!names.is_array()) throw std::runtime_error("class_names is not a list");
-    for (const auto& n : names) {
-      if (!n.is_string()) throw std::runtime_error("class_names holds a non-string");
-      info.class_names.push_back(n.get<std::string>());
-    }
-  } catch (const std::exception& e) {
-    bad(name, std::string("bad architecture in __metadata__: ") + e.what());
-  }
-  if (!info.class_names.empty() && info.class_names.size() != layers.back().units) {
-    bad(name, std::to_string(info.class_names.size()) + " class names for " +
-                  std::to_string(layers.back().units) + " outputs");
-  }
-
-  Rng rng(0);  // the weights are overwritten below
-  Model model(std::move(info), std::move(layers), rng);
-  std::vector<Parameter*> params = model.parameters();
-  size_t model_tensors = 0;
-  for (const auto& [tensor_name, tensor] : file.tensors) {
-    if (tensor_name.rfind("training.", 0) == 0) continue;
-    ++model_tensors;
-    auto p = std::find_if(params.begin(), params.end(),
-                          [&n = tensor_name](Parameter* q) { return q->name == n; });
-    if (p == params.end()) bad(name, "unexpected tensor \"" + tensor_name + "\"");
-    if (tensor.shape() != (*p)->value.shape()) {
-      bad(name, "tensor \"" + tensor_name + "\" has shape " + tensor.shape().to_string() +
-                    ", the architecture needs " + (*p)->value.shape().to_string());
-    }
-    std::copy_n(tensor.data(), tensor.size(), (*p)->value.data());
-  }
-  if (model_tensors != params.size()) {
-    for (Parameter* p : params) {
-      if (!file.find(p->name)) bad(name, "missing tensor \"" + p->name + "\"");
-    }
-  }
-  return model;
-}
-
-void save_model(const std::filesystem::path& path, Model& model) {
-  save_safetensors(path, model_to_safetensors(model));
-}
-
-Model load_model(const std::filesystem::path& path) {
-  return model_from_safetensors(load_safetensors(path), path.string());
+Tensor Model::predict(const Tensor& x, int threads) const {
+  Workspace workspace;
+  network_.predict(x, workspace, threads);
+  return std::move(workspace.outputs.back());
 }
 
 }  // namespace simdnn

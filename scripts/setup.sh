@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config python3
   libhwy-dev libbenchmark-dev doctest-dev libstb-dev libjpeg62-turbo-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev prometheus-cpp-dev
   dataset-fashion-mnist

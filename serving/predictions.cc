@@ -7,6 +7,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "simdnn/evaluation.h"
+
 namespace simdnn::serving {
 
 namespace {
@@ -21,15 +23,6 @@ using float_json = nlohmann::basic_json<std::map, std::vector, std::string, bool
 
 std::string label_of(const ModelInfo& info, size_t c) {
   return c < info.class_names.size() ? info.class_names[c] : std::to_string(c);
-}
-
-void rank_top_k(std::span<const float> p, size_t k, std::vector<size_t>& order) {
-  order.resize(p.size());
-  for (size_t c = 0; c < p.size(); ++c) order[c] = c;
-  // A total order for finite values: highest first, the lower index on ties, so the result
-  // does not depend on how partial_sort moves equal elements.
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
-                    [p](size_t a, size_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
 }
 
 PredictionWriter::PredictionWriter(const ModelInfo& info, size_t num_classes, FloatStyle style)
@@ -92,7 +85,7 @@ void PredictionWriter::write_response(std::string& out, const Tensor& probs, siz
   const size_t classes = probs.cols();
   for (size_t r = 0; r < probs.rows(); ++r) {
     const std::span<const float> p(probs.data() + r * classes, classes);
-    rank_top_k(p, k, order);
+    top_k_classes(p, k, order);
     if (r) out += ',';
     append_prediction(out, p, order, k);
   }

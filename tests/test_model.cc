@@ -2,9 +2,12 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "io_test_support.h"
 #include "simdnn/model.h"
+#include "simdnn/model_file.h"
 #include "simdnn/safetensors.h"
 #include "test_util.h"
 
@@ -54,22 +57,69 @@ TEST_CASE("model file: round trip keeps metadata and gives identical predictions
   CHECK(loaded.layers()[1].units == 6);
   CHECK(loaded.layers()[2].activation == simdnn::Activation::kSoftmax);
   Tensor x = random_input(9, 20, 1);
-  const Tensor& a = model.predict(x, 1);
-  const Tensor& b = loaded.predict(x, 1);
+  simdnn::Workspace workspace;
+  const Tensor& a = model.predict(x, workspace, 1);
+  const Tensor b = loaded.predict(x, 1);
   REQUIRE(a.shape() == b.shape());
   for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == b[i]);
-  // Inference reuses its buffers: a second call of the same or a smaller batch allocates nothing.
+  // Inference reuses the workspace's buffers: a second call of the same or a smaller batch
+  // allocates nothing.
   const float* buffer = a.data();
   Tensor smaller = random_input(3, 20, 2);
-  CHECK(model.predict(x, 1).data() == buffer);
-  CHECK(model.predict(smaller, 1).data() == buffer);
-  model.predict(x, 1);
+  CHECK(model.predict(x, workspace, 1).data() == buffer);
+  CHECK(model.predict(smaller, workspace, 1).data() == buffer);
+  model.predict(x, workspace, 1);
   // Probabilities: rows sum to 1.
   for (size_t r = 0; r < a.rows(); ++r) {
     double s = 0;
     for (float p : a.row(r)) s += p;
     CHECK(s == doctest::Approx(1.0).epsilon(1e-5));
   }
+}
+
+TEST_CASE("model: one const model serves several threads, each with its own workspace") {
+  const simdnn::Model model = small_model(11);
+  const Tensor x = random_input(33, 20, 3);
+  const Tensor expected = model.predict(x, 1);
+  // Four threads share the model and predict at the same time, many times over: every result
+  // equals the serial one bit for bit (nothing inside the model is written during inference).
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      simdnn::Workspace workspace;
+      for (int round = 0; round < 200; ++round) {
+        const Tensor& y = model.predict(x, workspace, 1);
+        for (size_t i = 0; i < y.size(); ++i) mismatches[t] += y[i] != expected[i];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int m : mismatches) CHECK(m == 0);
+}
+
+TEST_CASE("model: clone() is a deep copy with the same info and predictions") {
+  simdnn::Model model = small_model(12);
+  simdnn::Model copy = model.clone();
+  CHECK(copy.info().class_names == model.info().class_names);
+  CHECK(copy.info().version == model.info().version);
+  REQUIRE(copy.parameters().size() == model.parameters().size());
+  const Tensor x = random_input(5, 20, 4);
+  const Tensor a = model.predict(x, 1);
+  const Tensor b = copy.predict(x, 1);
+  for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == b[i]);
+  // Changing the copy's weights leaves the original alone.
+  for (size_t i = 0; i < model.parameters().size(); ++i) {
+    CHECK(copy.parameters()[i]->value.data() != model.parameters()[i]->value.data());
+    CHECK(copy.parameters()[i]->name == model.parameters()[i]->name);
+  }
+  copy.parameters()[0]->value.fill(0.0f);
+  const Tensor c = model.predict(x, 1);
+  for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == c[i]);
+  const Tensor d = copy.predict(x, 1);
+  bool differs = false;
+  for (size_t i = 0; i < a.size(); ++i) differs = differs || a[i] != d[i];
+  CHECK(differs);
 }
 
 TEST_CASE("model file: architecture and shapes are validated") {

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "simdnn/evaluation.h"
+#include "simdnn/batches.h"
 #include "simdnn/model.h"
 #include "simdnn/training.h"
 

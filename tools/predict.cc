@@ -113,7 +113,7 @@ int predict_images(simdnn::Model& model, const Options& o) {
     std::string line;
     for (size_t r = 0; r < ok.size(); ++r) {
       const std::span<const float> p = probs.row(r);
-      simdnn::serving::rank_top_k(p, k, order);
+      simdnn::top_k_classes(p, k, order);
       const std::string& file = o.images[ok[r]];
       if (o.json) {
         line.clear();

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 
+#include "simdnn/model_file.h"
 #include "simdnn/idx.h"
 #include "simdnn/io_error.h"
 #include "simdnn/model.h"

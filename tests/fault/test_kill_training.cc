@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "simdnn/model_file.h"
 #include "simdnn/idx.h"
 #include "simdnn/model.h"
 #include "simdnn/random.h"

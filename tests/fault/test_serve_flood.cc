@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "simdnn/model_file.h"
 #include "simdnn/model.h"
 #include "simdnn/random.h"
 #include "tests/fault/fault_util.h"

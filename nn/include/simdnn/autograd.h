@@ -3,11 +3,12 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
 #include <deque>
-#include <vector>
+#include <optional>
+#include <span>
 
-#include "simdnn/gathered_rows.h"
+#include "simdnn/activation.h"
+#include "simdnn/dense.h"
 #include "simdnn/parameter.h"
 #include "simdnn/tensor.h"
 
@@ -32,22 +33,21 @@ class Tape {
  public:
   explicit Tape(int threads = 0) : threads_(threads) {}
 
-  // Leaves. The tensors are borrowed: they must outlive the tape's use of them.
-  Var input(const Tensor& x);   // data: no gradient
-  // Data given as uint8 rows gathered from a table (a batch of images): no gradient, and a
-  // dense() on it converts the bytes inside its GEMM instead of first writing the batch out
-  // as floats. Other ops, and value(), see the converted floats (made on first use).
-  // Bit-identical to input() on the materialized batch.
-  Var input(const GatheredRows& x);
+  // Leaves. What they view is borrowed: it must outlive the tape's use of it.
+  // Data: no gradient. A Tensor, or uint8 rows gathered from a table (a batch of images), which
+  // a dense() converts inside its GEMMs (see DenseInput); other ops, and value(), see the
+  // converted floats (made on first use).
+  Var input(const DenseInput& x);
   Var param(Parameter& p);      // gradient accumulates into p.grad
 
-  // x [B, in] · w [in, out] + b [out] -> [B, out].
+  // x [B, in] · w [in, out] + b [out] -> [B, out] (dense_forward / dense_backward).
   Var dense(Var x, Var w, Var b);
-  Var relu(Var x);
-  Var sigmoid(Var x);
-  Var tanh(Var x);
-  // Row-wise softmax.
-  Var softmax(Var x);
+  // f(x) elementwise, or row-wise for softmax (activation_forward / activation_backward).
+  Var activation(Var x, Activation a);
+  Var relu(Var x) { return activation(x, Activation::kRelu); }
+  Var sigmoid(Var x) { return activation(x, Activation::kSigmoid); }
+  Var tanh(Var x) { return activation(x, Activation::kTanh); }
+  Var softmax(Var x) { return activation(x, Activation::kSoftmax); }
   // Mean over the batch of -log softmax(logits)[label]: a scalar (shape [1]). labels has one
   // entry per row of logits, each in [0, cols). The span is borrowed until backward().
   Var softmax_cross_entropy(Var logits, std::span<const int32_t> labels);
@@ -71,16 +71,16 @@ class Tape {
 
  private:
   enum class Op : uint8_t {
-    kInput, kInputGathered, kParam, kDense, kRelu, kSigmoid, kTanh, kSoftmax, kSoftmaxCrossEntropy, kMse, kMean
+    kInput, kParam, kDense, kActivation, kSoftmaxCrossEntropy, kMse, kMean
   };
   struct Node {
     Op op = Op::kInput;
     int32_t in[3] = {-1, -1, -1};
     bool requires_grad = false;
     bool has_grad = false;
-    const Tensor* leaf = nullptr;     // kInput: the data
-    GatheredRows gathered;            // kInputGathered: the data
-    bool materialized = false;        // kInputGathered: value holds the converted floats
+    std::optional<DenseInput> input;  // kInput: the data
+    bool materialized = false;        // kInput of gathered rows: value holds the floats
+    Activation activation = Activation::kLinear;  // kActivation
     Parameter* parameter = nullptr;   // kParam
     const Tensor* target = nullptr;   // kMse
     std::span<const int32_t> labels;  // kSoftmaxCrossEntropy
@@ -94,6 +94,8 @@ class Tape {
   const Node& node(Var v) const;
   const Tensor& value_of(int32_t index) const;
   Shape shape_of(int32_t index) const;
+  // A dense() operand: the input view itself for a data leaf, else the op's float value.
+  DenseInput dense_input_of(int32_t index) const;
   // The buffer d(loss)/d(input) accumulates into, and the GEMM/kernel beta that says whether
   // to overwrite (0) or add (1).
   struct GradTarget {
@@ -103,7 +105,6 @@ class Tape {
   GradTarget grad_target(int32_t index);
   // Adds `contribution` (already computed in scratch_) into input `index`'s gradient.
   void accumulate_from_scratch(int32_t index);
-  Var unary(Op op, Var x);
   void backward_node(Node& n);
 
   int threads_;

@@ -1,16 +1,15 @@
-// A classifier model: a Sequential MLP plus what is needed to use it on images, and its file
-// format (safetensors, see <simdnn/safetensors.h>).
+// A classifier model: a Sequential MLP plus what is needed to use it on images. Its file format
+// is in <simdnn/model_file.h>.
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "simdnn/activation.h"
 #include "simdnn/layers.h"
 #include "simdnn/random.h"
-#include "simdnn/safetensors.h"
+#include "simdnn/tensor.h"
 
 namespace simdnn {
 
@@ -51,40 +50,32 @@ class Model {
 
   Model(Model&&) = default;
   Model& operator=(Model&&) = default;
+  // A deep copy: same info, layers and weights.
+  Model clone() const;
 
   const ModelInfo& info() const { return info_; }
   ModelInfo& info() { return info_; }
   const std::vector<LayerSpec>& layers() const { return layers_; }
   Sequential& network() { return network_; }
+  const Sequential& network() const { return network_; }
   size_t num_classes() const { return layers_.back().units; }
   const std::vector<Parameter*>& parameters() const { return network_.parameters(); }
-  size_t parameter_count();
+  size_t parameter_count() const;
 
-  // Class probabilities (or the last layer's outputs) for a [batch, input_size] matrix; the
-  // reference is valid until the next call.
-  const Tensor& predict(const Tensor& x, int threads = 0) { return network_.predict(x, threads); }
+  // Class probabilities (or the last layer's outputs) for a [batch, input_size] matrix. The
+  // result lives in `workspace`; one model serves many threads, each with its own workspace.
+  const Tensor& predict(const Tensor& x, Workspace& workspace, int threads = 0) const {
+    return network_.predict(x, workspace, threads);
+  }
+  // The same with a workspace of its own (allocates per call): for one-off use.
+  Tensor predict(const Tensor& x, int threads = 0) const;
 
  private:
+  Model(const Model& other, Sequential network);  // clone()
+
   ModelInfo info_;
   std::vector<LayerSpec> layers_;
   Sequential network_;
 };
-
-// The model as a safetensors file: tensors "dense_<i>.weight" [in, out] (x·W convention; the
-// transpose of a PyTorch Linear weight) and "dense_<i>.bias" [out]; __metadata__ keys
-// "format" = "simdnn-mlp", "format_version" = "1", "input_height", "input_width",
-// "pixel_scale", "layers" (JSON [{"units":128,"activation":"relu"}, ...]), "class_names"
-// (JSON list of strings), "version".
-SafetensorsFile model_to_safetensors(Model& model);
-
-// Rebuilds a model, validating everything: format and version, metadata values, layer list,
-// class names, and that each tensor exists with the shape the architecture implies. Tensors
-// whose names start with "training." (checkpoint state) are ignored; any other extra tensor is
-// an error. Throws IoError starting with name_for_errors.
-Model model_from_safetensors(const SafetensorsFile& file, std::string_view name_for_errors);
-
-// Atomic save (temporary file, then rename) and validated load.
-void save_model(const std::filesystem::path& path, Model& model);
-Model load_model(const std::filesystem::path& path);
 
 }  // namespace simdnn

@@ -19,11 +19,6 @@ namespace simdnn::serving {
 // names fewer classes (MNIST digits need no names).
 std::string label_of(const ModelInfo& info, size_t c);
 
-// Puts the k most probable classes first in `order`, highest probability first and the lower
-// index first on ties (as argmax_rows); `order` ends up holding all p.size() indices, the rest
-// in no particular order. Its capacity is reused. Requires k <= p.size().
-void rank_top_k(std::span<const float> p, size_t k, std::vector<size_t>& order);
-
 // How a probability (a float) is printed in JSON. Both read back as the same float; they
 // differ in form, and each tool keeps the one it has always printed.
 enum class FloatStyle {
@@ -41,7 +36,7 @@ class PredictionWriter {
   // num_classes: the model's outputs (labels beyond its class names are indices).
   PredictionWriter(const ModelInfo& info, size_t num_classes, FloatStyle style);
 
-  // Appends one prediction for the probabilities p, given order from rank_top_k(p, k, order):
+  // Appends one prediction for the probabilities p, given order from top_k_classes(p, k, order) (<simdnn/evaluation.h>):
   //   {"class":3,"label":"Dress","probabilities":[...],
   //    "top_k":[{"class":3,"label":"Dress","probability":0.9},...]}
   // With `file` (tools/predict), "file":"..." follows "class": the keys stay in alphabetical
@@ -52,7 +47,7 @@ class PredictionWriter {
 
   // The /predict response body, replacing `out` (its capacity is reused):
   //   {"model_version":"...","predictions":[one prediction per row of probs]}
-  // `order` is scratch space for rank_top_k. Requires 1 <= k <= probs.cols().
+  // `order` is scratch space for top_k_classes. Requires 1 <= k <= probs.cols().
   void write_response(std::string& out, const Tensor& probs, size_t k,
                       std::vector<size_t>& order) const;
 
