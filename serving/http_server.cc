@@ -34,12 +34,9 @@ class FlushToZeroTaskQueue : public httplib::TaskQueue {
 
 void send(httplib::Response& res, Reply reply) {
   res.status = reply.status;
-  if (std::string_view(reply.content_type) == kJsonContentType) {
-    res.body = std::move(reply.body);  // set_content would copy it
-    res.set_header("Content-Type", kJsonContentType);
-  } else {
-    res.set_content(reply.body, reply.content_type);
-  }
+  for (auto& [name, value] : reply.headers) res.set_header(name, value);
+  res.body = std::move(reply.body);  // set_content would copy it
+  res.set_header("Content-Type", reply.content_type);
 }
 
 void set_error(httplib::Response& res, int status, const std::string& message) {
@@ -62,30 +59,32 @@ struct HttpServer::Impl {
     // Small responses: without TCP_NODELAY, Nagle + delayed ACK add up to 40 ms per request.
     server.set_tcp_nodelay(true);
 
-    server.Post("/predict", [this](const httplib::Request& req, httplib::Response& res) {
-      std::optional<std::string> top_k;
-      if (req.has_param("top_k")) top_k = req.get_param_value("top_k");
-      send(res, service.predict(req.get_header_value("Content-Type"), top_k, req.body));
-    });
-    server.Get("/predict", [](const httplib::Request&, httplib::Response& res) {
-      res.set_header("Allow", "POST");
-      set_error(res, 405, "use POST /predict");
-    });
-    server.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-      send(res, service.healthz());
-    });
-    server.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-      send(res, service.readyz());
-    });
-    server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      send(res, service.metrics_text());
-    });
+    // Every method and path goes to the service, which routes it.
+    const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+      Request request;
+      request.method = req.method;
+      const std::string_view target = req.target;
+      const size_t q = target.find('?');
+      request.path = req.path;
+      request.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+      request.body = req.body;
+      request.peer = req.remote_addr;
+      for (const auto& [name, value] : req.headers) request.headers.emplace_back(name, value);
+      send(res, service.handle(request));
+    };
+    server.Get(".*", handler);
+    server.Post(".*", handler);
+    server.Put(".*", handler);
+    server.Delete(".*", handler);
+    server.Patch(".*", handler);
+    server.Options(".*", handler);
 
     // Called for every response with status >= 400 before it is written; fills in a JSON body
     // where httplib produced none (unknown path, body too large, malformed request line).
     server.set_error_handler(httplib::Server::HandlerWithResponse(
         [this](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      service.count_transport_reply(req.path, res.status);
       switch (res.status) {
         case 404: set_error(res, 404, "no such endpoint: " + req.method + " " + req.path); break;
         case 413:
@@ -108,11 +107,6 @@ struct HttpServer::Impl {
           }
           set_error(res, 500, "internal error: " + what);
         });
-    // Counted just before the response is written, so a client that has its response also
-    // finds it in /metrics.
-    server.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      service.metrics().count_request(endpoint_of(req.path), res.status);
-    });
   }
 
   PredictionService& service;

@@ -34,14 +34,6 @@ std::string media_type(std::string_view content_type) {
 
 }  // namespace
 
-std::string error_body(std::string_view message) {
-  return json{{"error", std::string(message)}}.dump();
-}
-
-Reply error_reply(int status, std::string_view message) {
-  return {status, error_body(message), kJsonContentType};
-}
-
 PredictionService::PredictionService(Model model, const ServeOptions& options)
     : options_(options),
       workers_(std::move(model), static_cast<size_t>(options.threads)),
@@ -49,26 +41,60 @@ PredictionService::PredictionService(Model model, const ServeOptions& options)
       writer_(workers_.info(), workers_.num_classes(), FloatStyle::kShortest),
       version_json_(json(workers_.info().version).dump()) {}
 
+Reply PredictionService::handle(const Request& request) {
+  Reply reply;
+  try {
+    reply = route(request);
+  } catch (const std::exception& e) {
+    reply = error_reply(500, std::string("internal error: ") + e.what());
+  }
+  count_transport_reply(request.path, reply.status);
+  return reply;
+}
+
+Reply PredictionService::route(const Request& request) {
+  const std::string_view path = request.path;
+  const bool get = request.method == "GET";
+  if (path == "/predict") {
+    if (request.method == "POST") {
+      std::string_view top_k;
+      const bool has_top_k = request.query_param("top_k", &top_k);
+      return predict(request.header("Content-Type"),
+                     has_top_k ? std::optional<std::string_view>(top_k) : std::nullopt,
+                     request.body);
+    }
+    Reply reply = error_reply(405, "use POST /predict");
+    reply.headers.emplace_back("Allow", "POST");
+    return reply;
+  }
+  if (get && path == "/healthz") return healthz();
+  if (get && path == "/readyz") return readyz();
+  if (get && path == "/metrics") return metrics_text();
+  return error_reply(404, "no such endpoint: " + std::string(request.method) + " " +
+                              std::string(path));
+}
+
 Reply PredictionService::healthz() {
   Metrics::InFlight guard(metrics_);
-  return {200, R"({"status":"ok"})", kJsonContentType};
+  return {200, R"({"status":"ok"})", kJsonContentType, {}};
 }
 
 Reply PredictionService::readyz() {
   Metrics::InFlight guard(metrics_);
   if (ready_.load()) {
-    return {200, R"({"status":"ready","model_version":)" + version_json_ + "}", kJsonContentType};
+    return {200, R"({"status":"ready","model_version":)" + version_json_ + "}", kJsonContentType,
+            {}};
   }
-  return {503, R"({"status":"stopping"})", kJsonContentType};
+  return {503, R"({"status":"stopping"})", kJsonContentType, {}};
 }
 
 Reply PredictionService::metrics_text() {
   Metrics::InFlight guard(metrics_);
-  return {200, metrics_.render(), kMetricsContentType};
+  return {200, metrics_.render(), kMetricsContentType, {}};
 }
 
 Reply PredictionService::predict(std::string_view content_type,
-                                 const std::optional<std::string>& top_k_param,
+                                 std::optional<std::string_view> top_k_param,
                                  std::string_view body) {
   Metrics::InFlight guard(metrics_);
   const std::string type = media_type(content_type);
@@ -81,11 +107,11 @@ Reply PredictionService::predict(std::string_view content_type,
   }
   size_t top_k = static_cast<size_t>(std::max(1, options_.default_top_k));
   if (top_k_param) {
-    const std::string& v = *top_k_param;
+    const std::string_view v = *top_k_param;
     size_t parsed = 0;
     const auto r = std::from_chars(v.data(), v.data() + v.size(), parsed);
     if (r.ec != std::errc() || r.ptr != v.data() + v.size() || parsed == 0) {
-      return error_reply(400, "top_k must be a positive integer, got \"" + v + "\"");
+      return error_reply(400, "top_k must be a positive integer, got \"" + std::string(v) + "\"");
     }
     top_k = parsed;
   }
@@ -128,7 +154,7 @@ Reply PredictionService::predict(std::string_view content_type,
 
   writer_.write_response(worker->response, probs, top_k, worker->order);
   // Copied: the worker keeps its buffer's capacity.
-  return {200, worker->response, kJsonContentType};
+  return {200, worker->response, kJsonContentType, {}};
 }
 
 }  // namespace simdnn::serving

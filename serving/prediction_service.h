@@ -1,7 +1,7 @@
-// Internal: what the server answers, independent of the HTTP library. http_server.cc maps
-// cpp-httplib requests onto it (a later HTTP layer replaces only that file): routing, the
-// transport's own errors and the lifecycle stay there; decoding, inference, the response
-// bodies and the metrics are here.
+// Internal: what the server answers, independent of the HTTP transport. The transport
+// (http_server.cc) turns each complete request into a Request and sends back what handle()
+// answers; its own errors (malformed requests, limits, timeouts) and the connection lifecycle
+// stay there. Routing, decoding, inference, the response bodies and the metrics are here.
 #pragma once
 
 #include <atomic>
@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "http_message.h"
 #include "simdnn/model.h"
 #include "simdnn/serving/metrics.h"
 #include "simdnn/serving/predictions.h"
@@ -17,20 +18,6 @@
 #include "worker_pool.h"
 
 namespace simdnn::serving {
-
-constexpr const char* kJsonContentType = "application/json";
-constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
-
-// A response: status, body and its Content-Type.
-struct Reply {
-  int status = 200;
-  std::string body;
-  const char* content_type = kJsonContentType;
-};
-
-// {"error": message}, the body of every error response.
-std::string error_body(std::string_view message);
-Reply error_reply(int status, std::string_view message);
 
 // Each endpoint method counts itself in http_requests_in_flight while it runs; counting the
 // answered requests (http_requests_total) is the HTTP layer's job, since it also answers
@@ -40,9 +27,13 @@ class PredictionService {
   // `options` must outlive the service (PredictionServer owns both).
   PredictionService(Model model, const ServeOptions& options);
 
+  // Routes one request to its endpoint and counts the answer in http_requests_total. Never
+  // throws: an exception inside an endpoint becomes a 500 reply.
+  Reply handle(const Request& request);
+
   // POST /predict. content_type: the Content-Type header ("" when absent); top_k: the ?top_k=
   // query parameter, when given; body: a JSON document or an encoded image.
-  Reply predict(std::string_view content_type, const std::optional<std::string>& top_k,
+  Reply predict(std::string_view content_type, std::optional<std::string_view> top_k,
                 std::string_view body);
   // GET /healthz: the process is up.
   Reply healthz();
@@ -50,6 +41,11 @@ class PredictionService {
   Reply readyz();
   // GET /metrics.
   Reply metrics_text();
+  // A reply the transport makes itself (a malformed request, a limit), counted like the
+  // others in http_requests_total.
+  void count_transport_reply(std::string_view path, int status) {
+    metrics_.count_request(endpoint_of(path), status);
+  }
 
   // /readyz answers 503 from now on.
   void stop_ready() { ready_ = false; }
@@ -59,6 +55,8 @@ class PredictionService {
   const ServeOptions& options() const { return options_; }
 
  private:
+  Reply route(const Request& request);
+
   const ServeOptions& options_;
   WorkerPool workers_;
   Metrics metrics_;
