@@ -58,7 +58,23 @@ struct Metrics::Impl {
                       .Name("http_requests_in_flight")
                       .Help("Requests being handled right now")
                       .Register(*registry)
-                      .Add({})) {
+                      .Add({})),
+        durations(prometheus::BuildHistogram()
+                      .Name("http_request_duration_seconds")
+                      .Help("Time from a request's first byte to its response written, by "
+                            "endpoint and status code")
+                      .Register(*registry)),
+        open_connections(prometheus::BuildGauge()
+                             .Name("http_open_connections")
+                             .Help("Client connections open right now")
+                             .Register(*registry)
+                             .Add({})),
+        rejected_connections(prometheus::BuildCounter()
+                                 .Name("http_rejected_connections_total")
+                                 .Help("Connections closed at once: the server was at "
+                                       "--max-connections")
+                                 .Register(*registry)
+                                 .Add({})) {
     const std::string input = std::to_string(info.input_height) + "x" +
                               std::to_string(info.input_width);
     prometheus::BuildGauge()
@@ -76,9 +92,13 @@ struct Metrics::Impl {
   prometheus::Histogram& inference_time;
   prometheus::Histogram& batch_size;
   prometheus::Gauge& in_flight;
+  prometheus::Family<prometheus::Histogram>& durations;
+  prometheus::Gauge& open_connections;
+  prometheus::Counter& rejected_connections;
   // Family::Add builds a metric object and looks it up under the family's lock on every call;
   // the counters are cached per (endpoint, status) instead.
   std::array<std::array<std::atomic<prometheus::Counter*>, 500>, kEndpointCount> counters{};
+  std::array<std::array<std::atomic<prometheus::Histogram*>, 500>, kEndpointCount> histograms{};
   std::mutex counters_mutex;
 };
 
@@ -100,6 +120,30 @@ void Metrics::count_request(Endpoint endpoint, int status) {
   }
   c->Increment();
 }
+
+void Metrics::observe_request(Endpoint endpoint, int status, double seconds) {
+  if (status < 100 || status > 599) status = 500;
+  const size_t e = static_cast<size_t>(endpoint);
+  std::atomic<prometheus::Histogram*>& slot = impl_->histograms[e][status - 100];
+  prometheus::Histogram* h = slot.load(std::memory_order_acquire);
+  if (!h) {
+    std::lock_guard lock(impl_->counters_mutex);
+    h = slot.load(std::memory_order_acquire);
+    if (!h) {
+      // From 25 us (a cached answer on loopback) to 10 s (a slow client's upload).
+      h = &impl_->durations.Add({{"endpoint", kEndpointLabels[e]}, {"code", std::to_string(status)}},
+                                prometheus::Histogram::BucketBoundaries{
+                                    2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2,
+                                    2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0});
+      slot.store(h, std::memory_order_release);
+    }
+  }
+  h->Observe(seconds);
+}
+
+void Metrics::connection_opened() { impl_->open_connections.Increment(); }
+void Metrics::connection_closed() { impl_->open_connections.Decrement(); }
+void Metrics::connection_rejected() { impl_->rejected_connections.Increment(); }
 
 void Metrics::observe_inference(double seconds, size_t instances) {
   impl_->inference_time.Observe(seconds);

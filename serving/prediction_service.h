@@ -46,6 +46,10 @@ class PredictionService {
   void count_transport_reply(std::string_view path, int status) {
     metrics_.count_request(endpoint_of(path), status);
   }
+  // http_request_duration_seconds, measured by the transport for every answered request.
+  void observe_request(std::string_view path, int status, double seconds) {
+    metrics_.observe_request(endpoint_of(path), status, seconds);
+  }
 
   // /readyz answers 503 from now on.
   void stop_ready() { ready_ = false; }

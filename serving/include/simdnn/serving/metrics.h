@@ -1,5 +1,6 @@
 // The service's Prometheus metrics (GET /metrics; names and labels in docs/serving.md):
-//   http_requests_total{endpoint,status}, http_requests_in_flight,
+//   http_requests_total{endpoint,status}, http_request_duration_seconds{endpoint,code},
+//   http_requests_in_flight, http_open_connections, http_rejected_connections_total,
 //   model_inference_time_seconds, model_batch_size, model_info{version,input,classes}.
 // prometheus-cpp stays behind this interface, so the HTTP layer only reports events.
 #pragma once
@@ -31,6 +32,13 @@ class Metrics {
 
   // http_requests_total: one answered request (a status outside 100..599 counts as 500).
   void count_request(Endpoint endpoint, int status);
+  // http_request_duration_seconds: one request, from its first byte to its response written.
+  void observe_request(Endpoint endpoint, int status, double seconds);
+  // http_open_connections and http_rejected_connections_total (accepted, then closed at once
+  // because the server was at its connection limit).
+  void connection_opened();
+  void connection_closed();
+  void connection_rejected();
   // model_inference_time_seconds and model_batch_size: one predict call on `instances` rows.
   void observe_inference(double seconds, size_t instances);
 
