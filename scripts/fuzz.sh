@@ -19,7 +19,7 @@ targets=(${FUZZ_TARGETS:-idx safetensors image request})
 jobs=${FUZZ_JOBS:-$(nproc)}
 
 ./scripts/setup.sh
-# Tools on: fuzz_request links tools/serve's request parser (simdnn_serving).
+# Tools on: fuzz_request links serving's request parser (simdnn::serving), built only with the tools.
 cmake -S . -B "$build_dir" -DCMAKE_CXX_COMPILER=clang++ -DSIMDNN_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
   -DSIMDNN_BUILD_TESTS=OFF -DSIMDNN_BUILD_BENCH=OFF -DSIMDNN_BUILD_TOOLS=ON -DSIMDNN_INSTALL=OFF
