@@ -13,6 +13,9 @@
 #include <vector>
 
 #include "simdnn/gemm.h"
+#include "simdnn/output_layer.h"
+#include "simdnn/softmax_kernels.h"
+#include "simdnn/vector_kernels.h"
 #include "simdnn/testing/simd_target_control.h"
 
 #ifdef SIMDNN_HAVE_OPENBLAS
@@ -117,6 +120,119 @@ void bm_onednn(benchmark::State& state, Shape s, int threads) {
 }
 #endif
 
+// The output layer (H [B x 128] -> 10 classes) as training runs it: forward H·W2, backward dW2
+// = Hᵀ·dY and dH = dY·W2ᵀ. GFLOP/s count those three GEMMs (3 · 2·B·128·10) for every library.
+// simdnn/out_fused_B*: output_layer_train (the three GEMMs plus bias, softmax cross-entropy and
+// db in one pass); openblas/ and onednn/out_fused_B*: their three separate GEMMs only (bias and
+// softmax not counted against them). simdnn/out_sep_B*: simdnn's separate calls (three GEMMs,
+// bias, softmax cross-entropy forward and backward, column sum), as nn runs them today.
+constexpr int64_t kOutIn = 128, kOutClasses = 10;
+
+struct OutOperands {
+  int64_t batch;
+  std::vector<float> h, w, b, dy, dw, db, dh, logits, probs;
+  std::vector<int32_t> labels;
+  explicit OutOperands(int64_t bsz) : batch(bsz) {
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    const auto fill = [&](std::vector<float>& v, size_t n) {
+      v.resize(n);
+      for (float& x : v) x = dist(rng);
+    };
+    fill(h, static_cast<size_t>(batch * kOutIn));
+    fill(w, static_cast<size_t>(kOutIn * kOutClasses));
+    fill(b, kOutClasses);
+    fill(dy, static_cast<size_t>(batch * kOutClasses));
+    dw.resize(w.size());
+    db.resize(b.size());
+    dh.resize(h.size());
+    logits.resize(dy.size());
+    probs.resize(dy.size());
+    labels.resize(static_cast<size_t>(batch));
+    for (auto& l : labels) l = static_cast<int32_t>(rng() % kOutClasses);
+  }
+};
+
+void set_out_flops(benchmark::State& state, int64_t batch) {
+  state.counters["GFLOPS"] = benchmark::Counter(
+      3.0 * 2e-9 * static_cast<double>(batch * kOutIn * kOutClasses),
+      benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void bm_out_fused(benchmark::State& state, int64_t batch, int /*threads*/) {
+  OutOperands op(batch);
+  const float scale = 1.0f / static_cast<float>(batch);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(simdnn::output_layer_train(
+        static_cast<size_t>(batch), kOutIn, kOutClasses, op.h.data(), kOutIn, op.w.data(),
+        op.b.data(), op.labels.data(), scale, op.dw.data(), op.db.data(), op.dh.data(), kOutIn));
+    benchmark::ClobberMemory();
+  }
+  set_out_flops(state, batch);
+}
+
+void bm_out_separate(benchmark::State& state, int64_t batch, int threads) {
+  OutOperands op(batch);
+  const size_t rows = static_cast<size_t>(batch);
+  const float scale = 1.0f / static_cast<float>(batch);
+  const Transpose N = Transpose::kNo, T = Transpose::kYes;
+  for (auto _ : state) {
+    simdnn::gemm(N, N, batch, kOutClasses, kOutIn, 1.0f, op.h.data(), kOutIn, op.w.data(),
+                 kOutClasses, 0.0f, op.logits.data(), kOutClasses, threads);
+    simdnn::add_bias_rows(rows, kOutClasses, op.b.data(), op.logits.data(), kOutClasses);
+    benchmark::DoNotOptimize(simdnn::softmax_cross_entropy_forward(
+        rows, kOutClasses, op.logits.data(), kOutClasses, op.labels.data(), op.probs.data()));
+    simdnn::softmax_cross_entropy_backward(rows, kOutClasses, op.probs.data(), op.labels.data(),
+                                           scale, op.dy.data());
+    simdnn::gemm(T, N, kOutIn, kOutClasses, batch, 1.0f, op.h.data(), kOutIn, op.dy.data(),
+                 kOutClasses, 0.0f, op.dw.data(), kOutClasses, threads);
+    simdnn::column_sum(rows, kOutClasses, op.dy.data(), kOutClasses, op.db.data(), false);
+    simdnn::gemm(N, T, batch, kOutIn, kOutClasses, 1.0f, op.dy.data(), kOutClasses, op.w.data(),
+                 kOutClasses, 0.0f, op.dh.data(), kOutIn, threads);
+    benchmark::ClobberMemory();
+  }
+  set_out_flops(state, batch);
+}
+
+#ifdef SIMDNN_HAVE_OPENBLAS
+void bm_out_openblas(benchmark::State& state, int64_t batch, int threads) {
+  OutOperands op(batch);
+  openblas_set_num_threads(threads);
+  const int B = static_cast<int>(batch), K = kOutIn, C = kOutClasses;
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, K, 1.0f, op.h.data(), K,
+                op.w.data(), C, 0.0f, op.logits.data(), C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, C, B, 1.0f, op.h.data(), K,
+                op.dy.data(), C, 0.0f, op.dw.data(), C);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, K, C, 1.0f, op.dy.data(), C,
+                op.w.data(), C, 0.0f, op.dh.data(), K);
+    benchmark::ClobberMemory();
+  }
+  set_out_flops(state, batch);
+}
+#endif
+
+#ifdef SIMDNN_HAVE_DNNL
+void bm_out_onednn(benchmark::State& state, int64_t batch, int threads) {
+  OutOperands op(batch);
+  omp_set_num_threads(threads);
+  const int64_t B = batch, K = kOutIn, C = kOutClasses;
+  for (auto _ : state) {
+    if (dnnl_sgemm('N', 'N', B, C, K, 1.0f, op.h.data(), K, op.w.data(), C, 0.0f,
+                   op.logits.data(), C) != dnnl_success ||
+        dnnl_sgemm('T', 'N', K, C, B, 1.0f, op.h.data(), K, op.dy.data(), C, 0.0f,
+                   op.dw.data(), C) != dnnl_success ||
+        dnnl_sgemm('N', 'T', B, K, C, 1.0f, op.dy.data(), C, op.w.data(), C, 0.0f,
+                   op.dh.data(), K) != dnnl_success) {
+      state.SkipWithError("dnnl_sgemm failed");
+      break;
+    }
+    benchmark::ClobberMemory();
+  }
+  set_out_flops(state, batch);
+}
+#endif
+
 void register_all() {
   for (const Shape& s : shapes()) {
     for (int threads : {1, 2}) {
@@ -132,6 +248,24 @@ void register_all() {
           ->UseRealTime();
 #endif
     }
+  }
+  for (int64_t batch : {32, 256}) {
+    const std::string bs = "_B" + std::to_string(batch);
+    // One thread only: the fused layer is single-threaded by design (see output_layer.h).
+    const std::string fused = "/out_fused" + bs + "/threads:1";
+    benchmark::RegisterBenchmark(("simdnn" + fused).c_str(), bm_out_fused, batch, 1)
+        ->UseRealTime();
+#ifdef SIMDNN_HAVE_OPENBLAS
+    benchmark::RegisterBenchmark(("openblas" + fused).c_str(), bm_out_openblas, batch, 1)
+        ->UseRealTime();
+#endif
+#ifdef SIMDNN_HAVE_DNNL
+    benchmark::RegisterBenchmark(("onednn" + fused).c_str(), bm_out_onednn, batch, 1)
+        ->UseRealTime();
+#endif
+    benchmark::RegisterBenchmark(("simdnn/out_sep" + bs + "/threads:1").c_str(), bm_out_separate,
+                                 batch, 1)
+        ->UseRealTime();
   }
 }
 
