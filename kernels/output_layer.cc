@@ -1,9 +1,9 @@
 // Fused output layer (see simdnn/output_layer.h): per block of N rows (N = the vector length),
-//   1. logits: dot products of two rows of H with four rows of Wᵀ at a time, vectorized over
-//      the input dimension (8 accumulators + 2 + 1 registers on AVX2), reduced per lane sum;
+//   1. logits: dot products of two rows of H with five rows of Wᵀ at a time, vectorized over
+//      the input dimension (10 accumulators + 2 + 1 registers on AVX2), each reduced to a sum;
 //   2. softmax, loss and dlogits vectorized over the block's rows (the logits sit class-major
 //      in a small buffer: one vector per class);
-//   3. dWᵀ[c][p] += dl[c][i] * H[i][p], vectorized over p, four classes x two vectors at a time
+//   3. dWᵀ[c][p] += dl[c][i] * H[i][p], vectorized over p, five classes x two vectors at a time
 //      kept in registers across the block's rows;
 //   4. dH[i][p] = sum_c dl[c][i] * Wᵀ[c][p], vectorized over p, four rows x two vectors.
 // The block of H (N rows x in) is read from memory once and reused from L1 by steps 1, 3, 4.
@@ -12,11 +12,13 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "gemm-inl.h"  // TransposeCopy
 
 #ifndef SIMDNN_KERNELS_OUTPUT_LAYER_ARGS_
 #define SIMDNN_KERNELS_OUTPUT_LAYER_ARGS_
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace simdnn::detail {
@@ -182,27 +184,35 @@ HWY_INLINE void DhGroup(const detail::OutputLayerArgs& a, size_t r0, size_t i0) 
   }
 }
 
-// Calls f(std::integral_constant<size_t, K>) for K = min(left, 4), and returns K.
-template <class F>
-HWY_INLINE size_t UpTo4(size_t left, const F& f) {
+// Calls f(std::integral_constant<size_t, K>) for K = min(left, kMax) (kMax <= 5), and
+// returns K.
+template <size_t kMax, class F>
+HWY_INLINE size_t UpTo(size_t left, const F& f) {
+  if (kMax >= 5 && left >= 5) return f(std::integral_constant<size_t, 5>()), 5;
   if (left >= 4) return f(std::integral_constant<size_t, 4>()), 4;
   if (left == 3) return f(std::integral_constant<size_t, 3>()), 3;
   if (left == 2) return f(std::integral_constant<size_t, 2>()), 2;
   return f(std::integral_constant<size_t, 1>()), 1;
 }
 
+// Classes per register group in the logits and dW steps: 2 x 5 accumulators (+ 3) fit the 16
+// registers of AVX2/SSE4, and ten classes split 5 + 5 rather than 4 + 4 + 2, whose last
+// group has too few independent FMA chains to hide the FMA latency (4 cycles, 2 pipes).
+constexpr size_t kClassGroup = 5;
+
 double OutputLayerTrain(const detail::OutputLayerArgs& a) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const size_t rows = a.rows, in = a.in, classes = a.classes;
-  // Wᵀ (classes x in), and zeroed accumulators for dWᵀ and the per-lane db.
-  for (size_t p = 0; p < in; ++p) {
-    for (size_t c = 0; c < classes; ++c) a.wt[c * in + p] = a.w[p * classes + c];
-  }
-  for (size_t i = 0; i < classes * in; ++i) a.dwt[i] = 0.0f;
-  for (size_t i = 0; i < classes * N; ++i) a.dbv[i] = 0.0f;
+  // Wᵀ (classes x in), and zeroed accumulators for dWᵀ and the per-lane db. The transposes
+  // go in 4 x 4 blocks (gemm::TransposeCopy): element by element they took ~1/3 of a
+  // batch-32 call.
+  const int64_t in64 = static_cast<int64_t>(in), classes64 = static_cast<int64_t>(classes);
+  gemm::TransposeCopy(a.w, classes64, in64, classes64, a.wt, in64);
+  std::memset(a.dwt, 0, classes * in * sizeof(float));
+  std::memset(a.dbv, 0, classes * N * sizeof(float));
 
-  HWY_ALIGN float tmp0[4], tmp1[4];
+  HWY_ALIGN float tmp0[kClassGroup], tmp1[kClassGroup];
   HWY_ALIGN float lab_logit[detail::kOutputLayerMaxLanes];
   HWY_ALIGN float lab_f[detail::kOutputLayerMaxLanes];
   HWY_ALIGN float row_scale[detail::kOutputLayerMaxLanes];
@@ -220,7 +230,7 @@ double OutputLayerTrain(const detail::OutputLayerArgs& a) {
       const float* h0 = a.h + ra * a.ldh;
       const float* h1 = a.h + rb * a.ldh;
       for (size_t c0 = 0; c0 < classes;) {
-        c0 += UpTo4(classes - c0, [&](auto g) HWY_ATTR {
+        c0 += UpTo<kClassGroup>(classes - c0, [&](auto g) HWY_ATTR {
           constexpr size_t G = decltype(g)::value;
           LogitsGroup<G>(a, h0, h1, c0, tmp0, tmp1);
           for (size_t k = 0; k < G; ++k) {
@@ -274,20 +284,18 @@ double OutputLayerTrain(const detail::OutputLayerArgs& a) {
     }
     // 3. dWᵀ += dlᵀ · H_block.
     for (size_t c0 = 0; c0 < classes;) {
-      c0 += UpTo4(classes - c0, [&](auto g) HWY_ATTR {
+      c0 += UpTo<kClassGroup>(classes - c0, [&](auto g) HWY_ATTR {
         DwGroup<decltype(g)::value>(a, r0, valid, c0);
       });
     }
     // 4. dH_block = dl · Wᵀ.
     if (a.dh != nullptr) {
       for (size_t i0 = 0; i0 < valid;) {
-        i0 += UpTo4(valid - i0, [&](auto r) HWY_ATTR { DhGroup<decltype(r)::value>(a, r0, i0); });
+        i0 += UpTo<4>(valid - i0, [&](auto r) HWY_ATTR { DhGroup<decltype(r)::value>(a, r0, i0); });
       }
     }
   }
-  for (size_t p = 0; p < in; ++p) {
-    for (size_t c = 0; c < classes; ++c) a.dw[p * classes + c] = a.dwt[c * in + p];
-  }
+  gemm::TransposeCopy(a.dwt, in64, classes64, in64, a.dw, classes64);
   for (size_t c = 0; c < classes; ++c) {
     float s = 0.0f;
     for (size_t i = 0; i < N; ++i) s += a.dbv[c * N + i];
