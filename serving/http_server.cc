@@ -1,117 +1,137 @@
 #include "http_server.h"
 
-#include <httplib.h>
-
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <chrono>
-#include <exception>
-#include <functional>
+#include <cstdio>
 #include <optional>
 #include <stdexcept>
-#include <string_view>
+#include <string>
+#include <sys/socket.h>
 #include <thread>
-#include <utility>
+#include <vector>
 
+#include "http_session.h"
 #include "prediction_service.h"
-#include "thread_pool.h"
+#include "simdnn/threading.h"
 
 namespace simdnn::serving {
 
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
 namespace {
 
-// cpp-httplib's ThreadPool, with flush-to-zero on each worker thread (see thread_pool.h).
-class FlushToZeroTaskQueue : public httplib::TaskQueue {
- public:
-  explicit FlushToZeroTaskQueue(size_t threads) : pool_(threads) {}
-  void enqueue(std::function<void()> fn) override { pool_.enqueue(std::move(fn)); }
-  // Runs every queued job, then joins: the server calls this after it stops accepting.
-  void shutdown() override { pool_.shutdown(); }
-
- private:
-  FlushToZeroThreadPool pool_;
-};
-
-void send(httplib::Response& res, Reply reply) {
-  res.status = reply.status;
-  for (auto& [name, value] : reply.headers) res.set_header(name, value);
-  res.body = std::move(reply.body);  // set_content would copy it
-  res.set_header("Content-Type", reply.content_type);
-}
-
-void set_error(httplib::Response& res, int status, const std::string& message) {
-  send(res, error_reply(status, message));
+// TLS 1.2 and later only, from PEM files.
+std::optional<net::ssl::context> make_tls_context(const ServeOptions& options) {
+  if (options.tls_cert.empty() && options.tls_key.empty()) return std::nullopt;
+  if (options.tls_cert.empty() || options.tls_key.empty()) {
+    throw std::runtime_error("TLS needs both a certificate (--tls-cert) and a key (--tls-key)");
+  }
+  std::optional<net::ssl::context> ctx(std::in_place, net::ssl::context::tls_server);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                   net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(options.tls_cert, ec);
+  if (ec) throw std::runtime_error("cannot load TLS certificate " + options.tls_cert + ": " + ec.message());
+  ctx->use_private_key_file(options.tls_key, net::ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("cannot load TLS key " + options.tls_key + ": " + ec.message());
+  return ctx;
 }
 
 }  // namespace
 
 struct HttpServer::Impl {
-  explicit Impl(PredictionService& s) : service(s) { configure(); }
+  explicit Impl(PredictionService& s)
+      : service(s),
+        options(s.options()),
+        hub(s),
+        tls(make_tls_context(options)),
+        ioc(std::max(1, options.threads)) {}
 
-  void configure() {
-    const ServeOptions& options = service.options();
-    const size_t threads = static_cast<size_t>(options.threads);
-    server.new_task_queue = [threads] { return new FlushToZeroTaskQueue(threads); };
-    server.set_payload_max_length(options.max_body_bytes);
-    server.set_keep_alive_max_count(std::max<size_t>(1, options.keep_alive_max_requests));
-    server.set_keep_alive_timeout(options.keep_alive_timeout_seconds);
-    server.set_read_timeout(options.read_timeout_seconds, 0);
-    // Small responses: without TCP_NODELAY, Nagle + delayed ACK add up to 40 ms per request.
-    server.set_tcp_nodelay(true);
+  void do_accept() {
+    acceptor.async_accept(net::make_strand(ioc),
+                          [this](boost::system::error_code ec, tcp::socket socket) {
+                            on_accept(ec, std::move(socket));
+                          });
+  }
 
-    // Every method and path goes to the service, which routes it.
-    const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
-      Request request;
-      request.method = req.method;
-      const std::string_view target = req.target;
-      const size_t q = target.find('?');
-      request.path = req.path;
-      request.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-      request.body = req.body;
-      request.peer = req.remote_addr;
-      for (const auto& [name, value] : req.headers) request.headers.emplace_back(name, value);
-      send(res, service.handle(request));
-    };
-    server.Get(".*", handler);
-    server.Post(".*", handler);
-    server.Put(".*", handler);
-    server.Delete(".*", handler);
-    server.Patch(".*", handler);
-    server.Options(".*", handler);
+  void on_accept(boost::system::error_code ec, tcp::socket socket) {
+    if (!acceptor.is_open()) return;  // drained
+    if (ec) {
+      // Out of file descriptors (or a connection reset before accept): retry shortly rather
+      // than spin.
+      std::fprintf(stderr, "serve: accept failed: %s\n", ec.message().c_str());
+      accept_retry.expires_after(std::chrono::milliseconds(100));
+      accept_retry.async_wait([this](boost::system::error_code e) {
+        if (!e && acceptor.is_open()) do_accept();
+      });
+      return;
+    }
+    if (hub.open() >= options.max_connections) {
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      service.metrics().connection_rejected();
+    } else {
+      start_connection(hub, std::move(socket), tls ? &*tls : nullptr);
+    }
+    do_accept();
+  }
 
-    // Called for every response with status >= 400 before it is written; fills in a JSON body
-    // where httplib produced none (unknown path, body too large, malformed request line).
-    server.set_error_handler(httplib::Server::HandlerWithResponse(
-        [this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-      service.count_transport_reply(req.path, res.status);
-      switch (res.status) {
-        case 404: set_error(res, 404, "no such endpoint: " + req.method + " " + req.path); break;
-        case 413:
-          set_error(res, 413, "request body larger than " +
-                                  std::to_string(service.options().max_body_bytes) +
-                                  " bytes (--max-body-bytes)");
-          break;
-        default: set_error(res, res.status, "HTTP status " + std::to_string(res.status)); break;
-      }
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-    server.set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-          std::string what = "unknown exception";
-          try {
-            std::rethrow_exception(ep);
-          } catch (const std::exception& e) {
-            what = e.what();
-          } catch (...) {
-          }
-          set_error(res, 500, "internal error: " + what);
-        });
+  // On the acceptor's strand.
+  void begin_drain(std::chrono::milliseconds deadline) {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    accept_retry.cancel();
+    hub.draining = true;
+    hub.for_each([](Connection& c) { c.drain(); });
+    drain_deadline = Clock::now() + deadline;
+    poll_drain();
+  }
+
+  // Until every connection has closed: at the deadline cut them all; should any survive
+  // that by 2 s, stop the event loop.
+  void poll_drain() {
+    if (hub.open() == 0) return;
+    const auto now = Clock::now();
+    if (now >= drain_deadline && !forced) {
+      forced = true;
+      std::fprintf(stderr, "serve: drain deadline reached, closing %zu connection(s)\n",
+                   hub.open());
+      hub.for_each([](Connection& c) { c.force_close(); });
+    }
+    if (now >= drain_deadline + std::chrono::seconds(2)) {
+      ioc.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) poll_drain();
+    });
   }
 
   PredictionService& service;
-  httplib::Server server;
-  std::atomic<bool> stopping{false};
+  const ServeOptions& options;
+  // Declared before the io_context: connections still pending when it is destroyed
+  // unregister from the hub and may use the TLS context.
+  ConnectionHub hub;
+  std::optional<net::ssl::context> tls;
+  net::io_context ioc;
+  net::strand<net::io_context::executor_type> strand{ioc.get_executor()};
+  tcp::acceptor acceptor{strand};
+  net::steady_timer accept_retry{strand};
+  net::steady_timer drain_timer{strand};
+  Clock::time_point drain_deadline;
+  bool forced = false;
+  std::atomic<bool> stop_requested{false};
   std::atomic<bool> in_run{false};
 };
 
@@ -120,36 +140,68 @@ HttpServer::HttpServer(PredictionService& service) : impl_(std::make_unique<Impl
 HttpServer::~HttpServer() = default;
 
 int HttpServer::bind(const std::string& host, int port) {
-  const int bound = port == 0 ? impl_->server.bind_to_any_port(host)
-                              : (impl_->server.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) +
-                             " (address in use, or not a local address?)");
+  Impl& s = *impl_;
+  const std::string where = host + ":" + std::to_string(port);
+  boost::system::error_code ec;
+  tcp::resolver resolver(s.ioc);
+  const auto endpoints = resolver.resolve(host, std::to_string(port),
+                                          tcp::resolver::passive | tcp::resolver::numeric_service,
+                                          ec);
+  if (ec || endpoints.empty()) {
+    throw std::runtime_error("cannot listen on " + where + ": " +
+                             (ec ? ec.message() : std::string("no such address")));
   }
+  const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  const auto fail = [&](const char* what) {
+    boost::system::error_code ignored;
+    s.acceptor.close(ignored);
+    throw std::runtime_error("cannot listen on " + where + " (" + what + "): " + ec.message());
+  };
+  s.acceptor.open(endpoint.protocol(), ec);
+  if (ec) fail("socket");
+  // SO_REUSEADDR only lets a restart bind over connections in TIME_WAIT: on Linux a port
+  // with a listening socket stays refused. SO_REUSEPORT (opt-in) is what shares it.
+  s.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (s.options.reuse_port) {
+    using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+    s.acceptor.set_option(reuse_port(true), ec);
+    if (ec) fail("SO_REUSEPORT");
+  }
+  s.acceptor.bind(endpoint, ec);
+  if (ec) fail("bind");
+  s.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) fail("listen");
+  const int bound = s.acceptor.local_endpoint(ec).port();
+  if (ec) fail("local address");
+  net::post(s.strand, [&s] { s.do_accept(); });
   return bound;
 }
 
 void HttpServer::run() {
-  // Paired with stop(): whichever of the two flags is set second sees the first, so a stop()
-  // that races with the start of run() either prevents the accept loop or waits for it.
-  impl_->in_run = true;
-  if (!impl_->stopping) impl_->server.listen_after_bind();
-  impl_->in_run = false;
+  Impl& s = *impl_;
+  s.in_run = true;
+  const int n = std::max(1, s.options.threads);
+  const auto loop = [&s] {
+    simdnn::enable_flush_to_zero();  // denormal activations would slow inference
+    s.ioc.run();
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(n - 1));
+  for (int i = 1; i < n; ++i) threads.emplace_back(loop);
+  loop();
+  for (auto& t : threads) t.join();
 }
 
 void HttpServer::wait_until_running() {
-  for (int i = 0; i < 5000 && !impl_->server.is_running() && !impl_->stopping; ++i) {
+  for (int i = 0; i < 5000 && !impl_->in_run && !impl_->stop_requested; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
 
-void HttpServer::stop() {
-  impl_->stopping = true;
-  // httplib's stop() does nothing until the accept loop runs; wait for it if run() has begun.
-  for (int i = 0; i < 5000 && impl_->in_run && !impl_->server.is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  impl_->server.stop();
+void HttpServer::stop(std::chrono::milliseconds deadline) {
+  Impl& s = *impl_;
+  if (s.stop_requested.exchange(true)) return;
+  net::post(s.strand, [&s, deadline] { s.begin_drain(deadline); });
 }
 
 }  // namespace simdnn::serving

@@ -1,6 +1,8 @@
 #include "simdnn/serving/server.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #include "http_server.h"
@@ -18,7 +20,21 @@ struct PredictionServer::Impl {
 };
 
 PredictionServer::PredictionServer(Model model, ServeOptions options) {
+  if (options.threads == 0) {
+    options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
   if (options.threads < 1) throw std::invalid_argument("threads must be at least 1");
+  if (options.max_connections < 1) throw std::invalid_argument("max connections must be positive");
+  if (options.max_header_bytes < 256) throw std::invalid_argument("max header bytes must be >= 256");
+  if (options.max_header_fields < 1) throw std::invalid_argument("max header fields must be positive");
+  if (options.header_timeout_seconds < 1 || options.body_timeout_seconds < 1 ||
+      options.keep_alive_timeout_seconds < 1) {
+    throw std::invalid_argument("timeouts must be at least 1 second");
+  }
+  if (options.drain_seconds < 0) throw std::invalid_argument("drain seconds must be >= 0");
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    throw std::invalid_argument("TLS needs both a certificate and a key");
+  }
   if (options.max_batch < 1) throw std::invalid_argument("max batch must be at least 1");
   if (options.max_body_bytes < 1) throw std::invalid_argument("max body bytes must be positive");
   if (options.port < 0 || options.port > 65535) {
@@ -33,6 +49,8 @@ PredictionServer::~PredictionServer() {
 }
 
 const ModelInfo& PredictionServer::model_info() const { return impl_->service.info(); }
+
+const ServeOptions& PredictionServer::options() const { return impl_->options; }
 
 int PredictionServer::bind() {
   port_ = -1;
@@ -49,10 +67,12 @@ int PredictionServer::start() {
   return port_;
 }
 
-void PredictionServer::stop() {
+void PredictionServer::stop(std::chrono::milliseconds deadline) {
   impl_->service.stop_ready();
-  impl_->http.stop();
+  impl_->http.stop(deadline);
 }
+
+void PredictionServer::stop() { stop(std::chrono::seconds(impl_->options.drain_seconds)); }
 
 void PredictionServer::wait() {
   if (listener_.joinable()) listener_.join();

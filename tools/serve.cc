@@ -1,11 +1,14 @@
 // tools/serve: an HTTP prediction service for a trained model. The service itself is
 // simdnn::serving::PredictionServer (serving/); this is its command line.
 //
-//   serve --model model.safetensors [--host 127.0.0.1] [--port 8080] [--threads 16]
+//   serve --model model.safetensors [--host 127.0.0.1] [--port 8080] [--threads 0 (= cores)]
+//         [--tls-cert cert.pem --tls-key key.pem] [limits, timeouts: see --help]
 //
 // Endpoints (formats in docs/serving.md): POST /predict (JSON pixels or an image body),
 // GET /metrics (Prometheus text), GET /healthz, GET /readyz.
-// SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.
+// Signals: SIGTERM or SIGINT drain (stop accepting, /readyz 503, idle connections closed,
+// in-flight requests finish, anything left is cut after --drain-seconds) and exit 0. SIGHUP is
+// reserved for model reload: logged and ignored. Other signals: the default action.
 // Exit codes: 0 clean shutdown, 1 bad flags, unloadable model or unusable address.
 #include <pthread.h>
 #include <signal.h>
@@ -26,8 +29,8 @@
 
 namespace {
 
-// Waits for SIGTERM/SIGINT (blocked in every thread, so only sigtimedwait sees them) and stops
-// the server from this ordinary thread: httplib's stop() is not async-signal-safe.
+// Waits for SIGTERM/SIGINT/SIGHUP (blocked in every thread, so only sigtimedwait sees them) and
+// acts from this ordinary thread: PredictionServer::stop() is not async-signal-safe.
 class SignalWatcher {
  public:
   explicit SignalWatcher(simdnn::serving::PredictionServer& server)
@@ -43,12 +46,15 @@ class SignalWatcher {
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     const timespec poll{0, 100 * 1000 * 1000};
     while (!done_) {
       const int sig = sigtimedwait(&set, nullptr, &poll);
-      if (sig == SIGTERM || sig == SIGINT) {
-        std::fprintf(stderr, "serve: %s, draining in-flight requests\n",
-                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      if (sig == SIGHUP) {
+        std::fprintf(stderr, "serve: SIGHUP ignored (reserved for model reload)\n");
+      } else if (sig == SIGTERM || sig == SIGINT) {
+        std::fprintf(stderr, "serve: %s, draining (at most %d s)\n",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT", server.options().drain_seconds);
         server.stop();
         return;
       }
@@ -67,6 +73,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   CLI::App app{"Serves a simdnn model over HTTP: POST /predict, GET /metrics, /healthz, /readyz"};
@@ -79,12 +86,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
   app.add_option("--threads", options.threads,
-                 "HTTP worker threads, each with its own inference buffers; a keep-alive "
-                 "connection holds a worker while open, so this bounds concurrent connections")
+                 "Event-loop threads, which also run inference inline (0: one per core); "
+                 "connections do not need threads")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
+      ->check(CLI::Range(0, 1024));
   app.add_option("--max-body-bytes", options.max_body_bytes,
-                 "Largest request body; bigger ones get 413")
+                 "Largest request body, chunked or not; bigger ones get 413")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--max-batch", options.max_batch,
@@ -99,12 +106,49 @@ int main(int argc, char** argv) {
                  "Classes in each prediction's top_k list (a request's ?top_k= overrides)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--read-timeout", options.read_timeout_seconds,
-                 "Seconds a worker waits for the rest of a slow request before dropping it")
+  app.add_option("--max-connections", options.max_connections,
+                 "Open connections; beyond it a new one is accepted and closed at once")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  app.add_option("--max-header-bytes", options.max_header_bytes,
+                 "Largest request line + header; bigger gets 431")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{256}, size_t{1} << 20));
+  app.add_option("--max-header-fields", options.max_header_fields,
+                 "Most header fields in a request; more get 431")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{10000}));
+  app.add_option("--header-timeout", options.header_timeout_seconds,
+                 "Seconds from a request's first byte to the end of its header (slow clients "
+                 "are disconnected)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  app.add_option("--body-timeout", options.body_timeout_seconds,
+                 "Seconds to receive a request's body once its header is in (also the write "
+                 "deadline for a reply)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--keep-alive-timeout", options.keep_alive_timeout_seconds,
+                 "Seconds an idle keep-alive connection stays open")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--drain-seconds", options.drain_seconds,
+                 "On SIGTERM/SIGINT: how long in-flight requests get before every connection "
+                 "is cut")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600));
+  app.add_flag("--reuse-port", options.reuse_port,
+               "SO_REUSEPORT: let the next version bind the same port while this one drains "
+               "(blue/green); without it a port in use is an error");
+  app.add_option("--tls-cert", options.tls_cert, "TLS certificate chain (PEM); needs --tls-key")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", options.tls_key, "TLS private key (PEM); needs --tls-cert")
+      ->check(CLI::ExistingFile);
   try {
     app.parse(argc, argv);
+    if (options.tls_cert.empty() != options.tls_key.empty()) {
+      throw CLI::ValidationError("--tls-cert and --tls-key go together");
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
@@ -116,9 +160,9 @@ int main(int argc, char** argv) {
     simdnn::serving::PredictionServer server(std::move(model), options);
     const int port = server.bind();
     // Scripts wait for this line (and for /readyz) before sending requests.
-    std::printf("serve: listening on http://%s:%d (model %s, version \"%s\", %d threads)\n",
-                options.host.c_str(), port, model_path.c_str(), version.c_str(),
-                options.threads);
+    std::printf("serve: listening on %s://%s:%d (model %s, version \"%s\", %d threads)\n",
+                options.tls_cert.empty() ? "http" : "https", options.host.c_str(), port,
+                model_path.c_str(), version.c_str(), server.options().threads);
     std::fflush(stdout);
     {
       SignalWatcher watcher(server);

@@ -4,6 +4,7 @@
 // a free loopback port. Request and response formats: docs/serving.md.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -16,26 +17,49 @@ namespace simdnn::serving {
 struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (see PredictionServer::port())
-  // HTTP worker threads. cpp-httplib keeps a keep-alive connection on one worker until it
-  // closes, so this is also the number of connections served at the same time; each worker
-  // has its own inference buffers.
-  int threads = 16;
-  size_t max_body_bytes = size_t{8} << 20;
+  // Threads running the event loop (all connections) and, inline, inference; each has its own
+  // inference buffers. 0: one per hardware core. Open connections cost memory, not threads.
+  int threads = 0;
+  size_t max_body_bytes = size_t{8} << 20;  // also for chunked bodies; more gets 413
   size_t max_batch = 256;  // instances per request
   size_t max_image_pixels = size_t{4096} * 4096;
   int default_top_k = 3;
+
+  // Transport limits (serving/http_server.cc). A connection costs at most about
+  // max_header_bytes + 64 KiB of buffers plus the body being received (max_body_bytes).
+  size_t max_connections = 1024;     // beyond it a new connection is accepted and closed at once
+  size_t max_header_bytes = 16 * 1024;  // request line + header fields; more gets 431
+  size_t max_header_fields = 100;       // more gets 431
+  // Deadlines from the first byte of a request: its whole header, then its whole body (a
+  // slowloris client is cut off here, whatever its pace). Expiry answers 408 and closes.
+  int header_timeout_seconds = 10;
+  int body_timeout_seconds = 30;
+  // An idle keep-alive connection (or a new one that sends nothing) is closed after this.
+  int keep_alive_timeout_seconds = 5;
   // Requests served on one keep-alive connection before the server closes it.
   size_t keep_alive_max_requests = 100000;
-  int keep_alive_timeout_seconds = 5;
-  // How long a worker waits for the next bytes of a request. A slow or dishonest client (a
-  // Content-Length larger than what it sends) holds a worker for this long, so it is short.
-  int read_timeout_seconds = 2;
+  // On stop(): in-flight requests get this long to finish before every connection is cut.
+  int drain_seconds = 10;
+  // SO_REUSEPORT: lets a second server (the next version) bind the same port while this one
+  // drains, for a blue/green switch. Off: a port in use is an error.
+  bool reuse_port = false;
+  // TLS (TLS 1.2 or later) when both are set: PEM certificate chain and private key files.
+  std::string tls_cert;
+  std::string tls_key;
+
+  // Protocol layer (prediction_service.*; flags in tools/serve.cc).
+  std::string model_name;     // the Open Inference Protocol model name; "" -> "model"
+  std::string auth_token;     // bearer token; "" -> no authentication
+  bool auth_inference = false;  // also require the token on the inference endpoints
+  std::string access_log;     // JSON-lines access log: "" off, "-" stdout, or a file
+  double log_sample = 1.0;    // fraction of requests logged, 0..1
 };
 
 class PredictionServer {
  public:
-  // Serves `model` from options.threads workers, which share it (each predicts into buffers of
-  // its own). Throws std::invalid_argument for bad options.
+  // Serves `model` from options.threads threads, which share it (each predicts into buffers of
+  // its own). Throws std::invalid_argument for bad options, std::runtime_error for unreadable
+  // TLS files.
   PredictionServer(Model model, ServeOptions options);
   ~PredictionServer();  // stop() and wait for the listener
   PredictionServer(const PredictionServer&) = delete;
@@ -44,19 +68,27 @@ class PredictionServer {
   // Binds options.host:options.port and starts listening (connections queue from here on);
   // returns the bound port. Throws std::runtime_error when binding fails.
   int bind();
-  // Serves until stop(): accepts connections and dispatches them to the workers. On stop it
-  // stops accepting, lets in-flight requests finish, then returns. Requires bind().
+  // Serves until stop() on options.threads threads (this one included). On stop it stops
+  // accepting, closes idle connections, lets in-flight requests finish (up to the drain
+  // deadline), then returns. Requires bind().
   void run();
   // bind(), then run() on a background thread; returns the port once the server answers.
   int start();
-  // Thread-safe and idempotent; not async-signal-safe (call it from a thread that watches
-  // signals, not from a signal handler). Also makes /readyz answer 503.
+  // Drains: stops accepting at once, makes /readyz answer 503, closes idle keep-alive
+  // connections, lets requests in flight finish, and cuts every connection still open after
+  // `deadline` (a slowloris client cannot hold the shutdown). Thread-safe; the first call
+  // decides the deadline, later ones do nothing. Not async-signal-safe (call it from a thread
+  // that watches signals, not from a signal handler).
+  void stop(std::chrono::milliseconds deadline);
+  // stop() with options.drain_seconds.
   void stop();
   // Waits for a start()ed server's background thread.
   void wait();
 
   int port() const { return port_; }
   const ModelInfo& model_info() const;
+  // The options in use (threads resolved: never 0).
+  const ServeOptions& options() const;
 
  private:
   struct Impl;

@@ -1,0 +1,388 @@
+// One HTTP/1.x connection on Boost.Beast: a loop of
+//   wait for the first byte (keep-alive timeout) -> read the header (header deadline)
+//   -> check it -> read the body (body deadline) -> PredictionService::handle -> write
+// on the connection's strand, plain TCP or TLS. Pipelined requests stay in the read buffer and
+// are answered in order by the same loop.
+//
+// Memory per connection is bounded: a flat read buffer of at most max_header_bytes + 64 KiB
+// (shrunk back when the connection goes idle), the body being received (at most
+// max_body_bytes, freed after each request) and the reply being written (freed once written).
+#include "http_session.h"
+
+#include <algorithm>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "prediction_service.h"
+
+namespace simdnn::serving {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+ConnectionHub::ConnectionHub(PredictionService& s) : service(s), options(s.options()) {}
+
+uint64_t ConnectionHub::add(std::weak_ptr<Connection> connection) {
+  service.metrics().connection_opened();
+  ++open_;
+  std::lock_guard lock(mutex_);
+  const uint64_t id = next_id_++;
+  connections_.emplace(id, std::move(connection));
+  return id;
+}
+
+void ConnectionHub::remove(uint64_t id) {
+  {
+    std::lock_guard lock(mutex_);
+    connections_.erase(id);
+  }
+  --open_;
+  service.metrics().connection_closed();
+}
+
+void ConnectionHub::for_each(const std::function<void(Connection&)>& fn) {
+  std::vector<std::shared_ptr<Connection>> live;
+  {
+    std::lock_guard lock(mutex_);
+    live.reserve(connections_.size());
+    for (auto& [id, weak] : connections_) {
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+    }
+  }
+  for (auto& c : live) fn(*c);  // outside the lock: a connection may end meanwhile
+}
+
+namespace {
+
+std::string_view view(beast::string_view s) { return {s.data(), s.size()}; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return beast::iequals(beast::string_view(a.data(), a.size()),
+                        beast::string_view(b.data(), b.size()));
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The client went away or the server cut the connection: nothing to answer.
+bool connection_gone(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == http::error::partial_message ||
+         ec == net::error::eof || ec == net::error::operation_aborted ||
+         ec == net::error::connection_reset || ec == net::error::connection_aborted ||
+         ec == net::error::broken_pipe || ec == net::error::bad_descriptor ||
+         ec == net::error::not_connected || ec == net::ssl::error::stream_truncated ||
+         ec == beast::error::timeout;  // basic_stream has closed the socket already
+}
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr size_t kReadChunk = 4096;
+// The read buffer beyond which an idle connection gives memory back.
+constexpr size_t kIdleBufferBytes = 16 * 1024;
+// After the last reply: how long, and how many bytes, a closing connection reads and discards
+// so that a client still sending (a body we refused) receives the reply instead of a reset.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kLingerBytes = 1 << 20;
+
+template <class Stream>
+class HttpConnection final : public Connection,
+                             public std::enable_shared_from_this<HttpConnection<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  using Parser = http::request_parser<http::string_body>;
+
+ public:
+  HttpConnection(ConnectionHub& hub, tcp::socket&& socket, net::ssl::context* tls)
+      : hub_(hub),
+        options_(hub.options),
+        stream_(make_stream(std::move(socket), tls)),
+        buffer_(options_.max_header_bytes + 64 * 1024) {
+    beast::error_code ec;
+    const tcp::endpoint remote = lowest().socket().remote_endpoint(ec);
+    if (!ec) peer_ = remote.address().to_string() + ":" + std::to_string(remote.port());
+    lowest().socket().set_option(tcp::no_delay(true), ec);
+  }
+
+  ~HttpConnection() override {
+    if (id_ != 0) hub_.remove(id_);
+  }
+
+  void start() {
+    id_ = hub_.add(this->weak_from_this());
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->begin(); });
+  }
+
+  void drain() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (self->state_ == State::kIdle) self->lowest().cancel();
+    });
+  }
+
+  void force_close() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] { self->close_now(); });
+  }
+
+ private:
+  enum class State { kHandshake, kIdle, kRequest, kWriting, kClosing };
+
+  static Stream make_stream(tcp::socket&& socket, net::ssl::context* tls) {
+    if constexpr (kTls) {
+      return Stream(beast::tcp_stream(std::move(socket)), *tls);
+    } else {
+      (void)tls;
+      return Stream(std::move(socket));
+    }
+  }
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  auto self() { return this->shared_from_this(); }
+
+  void begin() {
+    if constexpr (kTls) {
+      state_ = State::kHandshake;
+      lowest().expires_after(std::chrono::seconds(options_.header_timeout_seconds));
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = self()](beast::error_code ec) {
+                                if (ec) return self->close_now();
+                                self->wait_request();
+                              });
+    } else {
+      wait_request();
+    }
+  }
+
+  // Between requests: waits for the first byte of the next one (or takes it from what a
+  // pipelining client already sent).
+  void wait_request() {
+    if (hub_.draining || served_ >= options_.keep_alive_max_requests) return close_gracefully();
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(
+        std::min<size_t>(options_.max_header_bytes, UINT32_MAX)));
+    parser_->body_limit(static_cast<std::uint64_t>(options_.max_body_bytes));
+    if (buffer_.size() > 0) {
+      start_ = Clock::now();
+      return read_header();
+    }
+    if (buffer_.capacity() > kIdleBufferBytes) buffer_.shrink_to_fit();
+    state_ = State::kIdle;
+    lowest().expires_after(std::chrono::seconds(options_.keep_alive_timeout_seconds));
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = self()](beast::error_code ec, size_t n) {
+                              if (ec) return self->close_now();  // idle timeout, drain, EOF
+                              self->buffer_.commit(n);
+                              self->start_ = Clock::now();
+                              self->read_header();
+                            });
+  }
+
+  void read_header() {
+    state_ = State::kRequest;
+    lowest().expires_after(std::chrono::seconds(options_.header_timeout_seconds));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = self()](beast::error_code ec, size_t) {
+                              self->on_header(ec);
+                            });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read_error(ec, /*body=*/false);
+    const auto& req = parser_->get();
+    path_ = view(req.target()).substr(0, view(req.target()).find('?'));
+    size_t fields = 0;
+    for (auto it = req.begin(); it != req.end(); ++it) ++fields;
+    if (fields > options_.max_header_fields) {
+      return reply_error(431, "more than " + std::to_string(options_.max_header_fields) +
+                                  " header fields");
+    }
+    for (const auto& f : req) {
+      if (f.name() == http::field::content_encoding) {
+        const std::string_view coding = trim(view(f.value()));
+        if (!iequals(coding, "identity")) {
+          return reply_error(415, "unsupported Content-Encoding \"" + std::string(coding) +
+                                      "\": send the body uncompressed");
+        }
+      } else if (f.name() == http::field::transfer_encoding) {
+        if (!iequals(trim(view(f.value())), "chunked")) {
+          return reply_error(501, "unsupported Transfer-Encoding \"" +
+                                      std::string(view(f.value())) + "\": only chunked");
+        }
+      }
+    }
+    if (parser_->is_done()) return handle();
+    const auto expect = req.find(http::field::expect);
+    if (expect != req.end() && iequals(trim(view(expect->value())), "100-continue") &&
+        req.version() >= 11) {
+      lowest().expires_after(std::chrono::seconds(options_.body_timeout_seconds));
+      return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                              [self = self()](beast::error_code ec, size_t) {
+                                if (ec) return self->close_now();
+                                self->read_body();
+                              });
+    }
+    read_body();
+  }
+
+  void read_body() {
+    lowest().expires_after(std::chrono::seconds(options_.body_timeout_seconds));
+    http::async_read(stream_, buffer_, *parser_, [self = self()](beast::error_code ec, size_t) {
+      if (ec) return self->on_read_error(ec, /*body=*/true);
+      self->handle();
+    });
+  }
+
+  void on_read_error(beast::error_code ec, bool body) {
+    if (connection_gone(ec)) return close_now();
+    if (ec == http::error::body_limit) {
+      return reply_error(413, "request body larger than " +
+                                  std::to_string(options_.max_body_bytes) +
+                                  " bytes (--max-body-bytes)");
+    }
+    if (!body && (ec == http::error::header_limit || ec == http::error::buffer_overflow)) {
+      return reply_error(431, "request header larger than " +
+                                  std::to_string(options_.max_header_bytes) +
+                                  " bytes (--max-header-bytes)");
+    }
+    if (ec.category() == http::make_error_code(http::error::bad_target).category() ||
+        ec == http::error::buffer_overflow) {
+      return reply_error(400, "malformed request: " + ec.message());
+    }
+    close_now();  // a socket or TLS error: nobody to answer
+  }
+
+  // Runs the service inline on this I/O thread. Inference costs ~5 us per image and
+  // PredictionService::handle is synchronous and thread-safe: handing it to a separate pool
+  // would add a queue and two thread switches (more than the work itself) for no gain in
+  // throughput, since the I/O threads are already one per core. The price: a large batch
+  // (max_batch rows) holds its thread for its duration, delaying that thread's other
+  // connections; measurements in the transport commit / issue 10 report.
+  void handle() {
+    auto& req = parser_->get();
+    const std::string_view target = view(req.target());
+    const size_t q = target.find('?');
+    Request request;
+    request.method = view(req.method_string());
+    request.path = target.substr(0, q);
+    request.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    request.body = req.body();
+    request.peer = peer_;
+    for (const auto& f : req) request.headers.emplace_back(view(f.name_string()), view(f.value()));
+    Reply reply = hub_.service.handle(request);
+    send(std::move(reply), req.keep_alive());
+  }
+
+  // A reply the transport makes itself: counted, and the connection closes after it (the
+  // request's framing can no longer be trusted, or its body was not read).
+  void reply_error(int status, const std::string& message) {
+    hub_.service.count_transport_reply(path_, status);
+    send(error_reply(status, message), /*keep_alive=*/false);
+  }
+
+  void send(Reply reply, bool keep_alive) {
+    ++served_;
+    keep_alive = keep_alive && !hub_.draining && served_ < options_.keep_alive_max_requests;
+    status_ = reply.status;
+    const unsigned version =
+        parser_ && parser_->is_header_done() && parser_->get().version() == 10 ? 10 : 11;
+    response_ = {};
+    response_.version(version);
+    response_.result(static_cast<unsigned>(reply.status));
+    response_.set(http::field::content_type, reply.content_type);
+    for (auto& [name, value] : reply.headers) response_.insert(name, value);
+    response_.body() = std::move(reply.body);
+    response_.keep_alive(keep_alive);
+    response_.prepare_payload();
+    state_ = State::kWriting;
+    lowest().expires_after(std::chrono::seconds(options_.body_timeout_seconds));
+    http::async_write(stream_, response_,
+                      [self = self(), keep_alive](beast::error_code ec, size_t) {
+                        self->on_written(ec, keep_alive);
+                      });
+  }
+
+  void on_written(beast::error_code ec, bool keep_alive) {
+    response_ = {};  // frees the body
+    if (ec) return close_now();
+    hub_.service.observe_request(path_, status_,
+                                 std::chrono::duration<double>(Clock::now() - start_).count());
+    path_.clear();
+    if (!keep_alive) return close_gracefully();
+    wait_request();
+  }
+
+  // After the last reply: TLS close_notify, or a TCP half-close then a short read-and-discard
+  // so that a client still sending gets the reply rather than a reset.
+  void close_gracefully() {
+    state_ = State::kClosing;
+    parser_.reset();
+    if constexpr (kTls) {
+      lowest().expires_after(std::chrono::seconds(1));
+      stream_.async_shutdown([self = self()](beast::error_code) { self->close_now(); });
+    } else {
+      beast::error_code ec;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) return close_now();
+      lowest().expires_after(kLingerTime);
+      linger();
+    }
+  }
+
+  void linger() {
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = self()](beast::error_code ec, size_t n) {
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > kLingerBytes) return self->close_now();
+                              self->linger();
+                            });
+  }
+
+  void close_now() {
+    state_ = State::kClosing;
+    beast::error_code ec;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().close();
+  }
+
+  ConnectionHub& hub_;
+  const ServeOptions& options_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<Parser> parser_;
+  http::response<http::string_body> response_;
+  std::string peer_;
+  std::string path_;  // of the request being answered, for the metrics
+  int status_ = 0;
+  Clock::time_point start_;  // first byte of the request being answered
+  size_t served_ = 0;
+  size_t lingered_ = 0;
+  uint64_t id_ = 0;
+  State state_ = State::kRequest;
+};
+
+}  // namespace
+
+void start_connection(ConnectionHub& hub, tcp::socket socket, net::ssl::context* tls) {
+  if (tls) {
+    std::make_shared<HttpConnection<beast::ssl_stream<beast::tcp_stream>>>(
+        hub, std::move(socket), tls)
+        ->start();
+  } else {
+    std::make_shared<HttpConnection<beast::tcp_stream>>(hub, std::move(socket), nullptr)
+        ->start();
+  }
+}
+
+}  // namespace simdnn::serving

@@ -1,0 +1,63 @@
+// Internal: one HTTP connection of the Beast transport (http_session.cc), and what all
+// connections share (ConnectionHub): the service, the limits and the set of open connections
+// that a drain walks. Only http_server.cc and http_session.cc include Boost.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+namespace simdnn::serving {
+
+class PredictionService;
+struct ServeOptions;
+
+// A connection as the server sees it during a drain. Both calls are thread-safe: they post
+// to the connection's strand.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Closes the connection if it waits between requests; otherwise its current request is
+  // answered with "Connection: close" and then it closes.
+  virtual void drain() = 0;
+  // Closes the socket now, whatever is in flight.
+  virtual void force_close() = 0;
+};
+
+class ConnectionHub {
+ public:
+  explicit ConnectionHub(PredictionService& service);
+  ConnectionHub(const ConnectionHub&) = delete;
+  ConnectionHub& operator=(const ConnectionHub&) = delete;
+
+  PredictionService& service;
+  const ServeOptions& options;
+  // Set once a drain begins: connections answer with "Connection: close" and do not wait
+  // for another request.
+  std::atomic<bool> draining{false};
+
+  size_t open() const { return open_.load(); }
+  // A connection's lifetime (counted in http_open_connections).
+  uint64_t add(std::weak_ptr<Connection> connection);
+  void remove(uint64_t id);
+  void for_each(const std::function<void(Connection&)>& fn);
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<uint64_t, std::weak_ptr<Connection>> connections_;
+  uint64_t next_id_ = 1;
+  std::atomic<size_t> open_{0};
+};
+
+// Serves an accepted socket (whose executor is a strand of its own) until it closes; TLS
+// when `tls` is not null. The connection keeps itself alive through its pending operations.
+void start_connection(ConnectionHub& hub, boost::asio::ip::tcp::socket socket,
+                      boost::asio::ssl::context* tls);
+
+}  // namespace simdnn::serving
