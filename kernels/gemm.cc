@@ -23,6 +23,9 @@ constexpr int64_t kTallCostPercent = 120;
 #else
 constexpr int64_t kTallCostPercent = 105;
 #endif
+// The AVX2 mid tile (4 x 16) against the wide one (6 x 16) for the same padded work: 6 loads
+// per 8 FMAs against 8 per 12, and a third fewer multiply-adds per packed C update.
+constexpr int64_t kMidCostPercent = 105;
 
 // The tile with the least padded work: rows rounded up to mr times columns rounded up to nr.
 // m <= kSmallMaxM takes an m-row tile (see SmallNV): same kc/mc/nc blocking, hence the same
@@ -47,10 +50,23 @@ void PlanFor(int64_t m, int64_t n, int64_t /*k*/, bool trans_b, detail::GemmPlan
   const bool use_tall = tall < wide;
   plan->mr = static_cast<int64_t>(use_tall ? kMRTall : kMR);
   plan->nr = use_tall ? kTallNR : kWideNR;
+  if constexpr (kMRMid > 0) {
+    constexpr int64_t kMidNR = static_cast<int64_t>(kNVMid * kLanes);
+    const int64_t mid = padded(m, kMRMid) * padded(n, kMidNR) * kMidCostPercent;
+    if (mid < wide && mid < tall) {
+      plan->mr = static_cast<int64_t>(kMRMid);
+      plan->nr = kMidNR;
+    }
+  }
 }
 
 bool IsWide(const detail::GemmPlan& plan) {
   return plan.mr == static_cast<int64_t>(kMR) && plan.nr == static_cast<int64_t>(kNV * kLanes);
+}
+
+bool IsMid(const detail::GemmPlan& plan) {
+  return kMRMid > 0 && plan.mr == static_cast<int64_t>(kMRMid) &&
+         plan.nr == static_cast<int64_t>(kNVMid * kLanes);
 }
 
 template <size_t N>
@@ -74,6 +90,9 @@ HWY_INLINE void WithTile(const detail::GemmPlan& plan, const F& f) {
     if (plan.mr == 4) return small(SizeT<4>());
   }
   if (IsWide(plan)) return f(SizeT<kMR>(), SizeT<kNV>());
+  if constexpr (kMRMid > 0) {
+    if (IsMid(plan)) return f(SizeT<kMRMid>(), SizeT<kNVMid>());
+  }
   f(SizeT<kMRTall>(), SizeT<1>());
 }
 

@@ -163,6 +163,26 @@ TEST_CASE("gemm: ragged m and n around the AVX-512 (12x32) and AVX2 (6x16) tiles
   check_all_targets(cases);
 }
 
+TEST_CASE("gemm: AVX2 mid tile (4x16): m = 4j +- 1 and 32, ragged n, strides, alpha/beta") {
+  // The shapes where the 4-row tile pads less than the 6-row wide one (m = 8, 20, 28, 32, ...)
+  // next to shapes that pick the others; every target checks them against the reference.
+  std::vector<GemmCase> cases;
+  uint64_t seed = 5000;
+  for (Transpose ta : kTrans) {
+    for (Transpose tb : kTrans) {
+      for (int64_t m : {4, 7, 8, 9, 16, 20, 28, 31, 32, 33, 44}) {
+        for (int64_t n : {15, 16, 17, 48, 130}) {
+          cases.emplace_back(ta, tb, m, n, 37, 0.75f, -0.5f, 2, 3, 1, ++seed);
+        }
+      }
+      cases.emplace_back(ta, tb, 32, 128, 784, 1.0f, 0.0f, 0, 0, 0, ++seed);
+      cases.emplace_back(ta, tb, 32, 784, 128, 1.0f, 1.0f, 1, 0, 5, ++seed);
+    }
+  }
+  check_all_targets(cases);
+  check_all_targets(cases, 2);
+}
+
 TEST_CASE("gemm: depth around the kc block (512), strides and alpha/beta") {
   std::vector<GemmCase> cases;
   uint64_t seed = 1000;
