@@ -72,6 +72,11 @@ inline uint32_t generation(uint64_t s) { return static_cast<uint32_t>(s >> 32); 
 
 class Pool {
  public:
+  Pool() = default;
+  // A forked child's fresh pool keeps the parent's (whose threads do not exist in the child)
+  // reachable, so leak checkers do not flag it.
+  explicit Pool(Pool* retired) : retired_(retired) {}
+
   // Runs a job; false if another caller holds the pool.
   bool run(int64_t count, int threads, detail::TileFn fn, const void* ctx, int64_t* work_ns,
            int64_t* wait_ns) {
@@ -177,6 +182,7 @@ class Pool {
   int64_t count_ = 0;
   std::mutex grow_mu_;
   int started_ = 0;  // pool threads started; only grown under busy_
+  Pool* retired_ = nullptr;
 };
 
 // Leaked on purpose: pool threads are detached and may still be asleep at exit.
@@ -187,7 +193,9 @@ Pool& pool() {
   std::call_once(g_pool_once, [] {
     g_pool.store(new Pool, std::memory_order_release);
     // A forked child has none of the parent's threads: it starts a fresh pool.
-    pthread_atfork(nullptr, nullptr, [] { g_pool.store(new Pool, std::memory_order_release); });
+    pthread_atfork(nullptr, nullptr, [] {
+      g_pool.store(new Pool(g_pool.load(std::memory_order_relaxed)), std::memory_order_release);
+    });
   });
   return *g_pool.load(std::memory_order_acquire);
 }

@@ -3,6 +3,9 @@
 // depend on the thread count. Speed under contention is measured in benchmarks, not here.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -94,6 +97,29 @@ TEST_CASE("parallel_for: concurrent callers each get every tile (one uses the po
   for (int c = 0; c < kCallers; ++c) {
     for (int64_t i = 0; i < kCount; ++i) CHECK(hits[c][static_cast<size_t>(i)] == 50);
   }
+}
+
+TEST_CASE("parallel_for: a forked child gets a working pool of its own") {
+  reset_guard();
+  std::atomic<int64_t> warm{0};
+  simdnn::parallel_for(100, 2, [&](int64_t i) { warm.fetch_add(i); });  // parent's pool runs
+  REQUIRE(warm.load() == 99 * 100 / 2);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::vector<std::atomic<int>> hits(1000);
+    for (auto& h : hits) h.store(0);
+    for (int rep = 0; rep < 20; ++rep) {
+      simdnn::parallel_for(1000, 2, [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
+    }
+    bool ok = true;
+    for (auto& h : hits) ok = ok && h.load() == 20;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("parallel_for: the GEMM gives the same bits on 1, 2 and 3 threads, call after call") {
