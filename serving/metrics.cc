@@ -4,12 +4,17 @@
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
 #include <array>
 #include <atomic>
 #include <mutex>
+#include <optional>
+#include <vector>
+
+#include "process_stats.h"
 
 namespace simdnn::serving {
 
@@ -17,7 +22,8 @@ namespace {
 
 constexpr size_t kEndpointCount = static_cast<size_t>(Endpoint::kOther) + 1;
 constexpr std::array<const char*, kEndpointCount> kEndpointLabels = {
-    "/predict", "/metrics", "/healthz", "/readyz", "other"};
+    "/predict", "/metrics", "/healthz", "/readyz", "/v2/infer", "/v2/models", "/v2/health",
+    "other"};
 
 prometheus::Histogram::BucketBoundaries batch_buckets(size_t max_batch) {
   prometheus::Histogram::BucketBoundaries b;
@@ -29,8 +35,13 @@ prometheus::Histogram::BucketBoundaries batch_buckets(size_t max_batch) {
 }  // namespace
 
 Endpoint endpoint_of(std::string_view path) {
-  for (size_t e = 0; e + 1 < kEndpointCount; ++e) {
+  for (size_t e = 0; e < static_cast<size_t>(Endpoint::kV2Infer); ++e) {
     if (path == kEndpointLabels[e]) return static_cast<Endpoint>(e);
+  }
+  if (path == "/v2/health/live" || path == "/v2/health/ready") return Endpoint::kV2Health;
+  if (path == "/v2") return Endpoint::kV2Models;
+  if (path.starts_with("/v2/models/")) {
+    return path.ends_with("/infer") ? Endpoint::kV2Infer : Endpoint::kV2Models;
   }
   return Endpoint::kOther;
 }
@@ -46,8 +57,9 @@ struct Metrics::Impl {
                            .Name("model_inference_time_seconds")
                            .Help("Time in model.predict per request (one batched call)")
                            .Register(*registry)
+                           // From 1 us: one image takes about 5 us.
                            .Add({}, prometheus::Histogram::BucketBoundaries{
-                                        5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
+                                        1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
                                         2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0})),
         batch_size(prometheus::BuildHistogram()
                        .Name("model_batch_size")
@@ -156,8 +168,50 @@ Metrics::InFlight::InFlight(Metrics& metrics) : metrics_(metrics) {
 
 Metrics::InFlight::~InFlight() { metrics_.impl_->in_flight.Decrement(); }
 
+namespace {
+
+prometheus::MetricFamily process_family(const char* name, const char* help,
+                                        prometheus::MetricType type, double value) {
+  prometheus::MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  prometheus::ClientMetric m;
+  if (type == prometheus::MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(m);
+  return f;
+}
+
+}  // namespace
+
 std::string Metrics::render() const {
-  return prometheus::TextSerializer().Serialize(impl_->registry->Collect());
+  std::vector<prometheus::MetricFamily> families = impl_->registry->Collect();
+  // Read at each scrape rather than kept in the registry: they are the process's, not ours.
+  if (const std::optional<ProcessStats> p = read_process_stats()) {
+    using prometheus::MetricType;
+    families.push_back(process_family("process_resident_memory_bytes",
+                                      "Resident memory size in bytes.", MetricType::Gauge,
+                                      p->resident_memory_bytes));
+    families.push_back(process_family("process_virtual_memory_bytes",
+                                      "Virtual memory size in bytes.", MetricType::Gauge,
+                                      p->virtual_memory_bytes));
+    families.push_back(process_family("process_cpu_seconds_total",
+                                      "Total user and system CPU time spent in seconds.",
+                                      MetricType::Counter, p->cpu_seconds));
+    families.push_back(process_family("process_open_fds", "Number of open file descriptors.",
+                                      MetricType::Gauge, p->open_fds));
+    families.push_back(process_family("process_max_fds",
+                                      "Maximum number of open file descriptors.",
+                                      MetricType::Gauge, p->max_fds));
+    families.push_back(process_family("process_start_time_seconds",
+                                      "Start time of the process since unix epoch in seconds.",
+                                      MetricType::Gauge, p->start_time_seconds));
+  }
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace simdnn::serving

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <span>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -14,6 +15,8 @@
 #include "simdnn/image.h"
 #include "simdnn/image_ops.h"
 #include "simdnn/io_error.h"
+#include "multipart.h"
+#include "request_id.h"
 
 namespace simdnn::serving {
 
@@ -39,29 +42,79 @@ PredictionService::PredictionService(Model model, const ServeOptions& options)
       workers_(std::move(model), static_cast<size_t>(options.threads)),
       metrics_(workers_.info(), workers_.num_classes(), options.max_batch),
       writer_(workers_.info(), workers_.num_classes(), FloatStyle::kShortest),
-      version_json_(json(workers_.info().version).dump()) {}
+      version_json_(json(workers_.info().version).dump(-1, ' ', false,
+                                                       json::error_handler_t::replace)),
+      model_name_(options.model_name.empty() ? "model" : options.model_name),
+      token_(options.auth_token),
+      access_log_(options.access_log, options.log_sample) {
+  if (options.auth_inference && options.auth_token.empty()) {
+    throw std::invalid_argument("--auth-inference needs a token (--auth-token-file)");
+  }
+  if (!(options.log_sample >= 0 && options.log_sample <= 1)) {
+    throw std::invalid_argument("--log-sample must be within 0..1");
+  }
+  const ModelInfo& info = workers_.info();
+  oip_limits_.input_height = info.input_height;
+  oip_limits_.input_width = info.input_width;
+  oip_limits_.max_batch = options.max_batch;
+  oip_limits_.max_fp32 = 255.0 * static_cast<double>(info.pixel_scale);
+}
 
 Reply PredictionService::handle(const Request& request) {
+  const auto start = Clock::now();
+  Exchange exchange;
+  exchange.id = sanitize_request_id(request.header("X-Request-Id"));
   Reply reply;
   try {
-    reply = route(request);
+    reply = route(request, exchange);
   } catch (const std::exception& e) {
     reply = error_reply(500, std::string("internal error: ") + e.what());
   }
+  reply.headers.emplace_back("X-Request-Id", exchange.id);
   count_transport_reply(request.path, reply.status);
+  if (access_log_.enabled() && access_log_.sampled()) {
+    AccessRecord record;
+    record.id = exchange.id;
+    record.peer = request.peer;
+    record.method = request.method;
+    record.path = request.path;
+    record.status = reply.status;
+    record.bytes = reply.body.size();
+    record.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (exchange.model) {
+      record.model = model_name_;
+      record.version = workers_.info().version;
+    }
+    record.predicted_class = exchange.predicted_class;
+    record.confidence = exchange.confidence;
+    access_log_.write(record);
+  }
   return reply;
 }
 
-Reply PredictionService::route(const Request& request) {
+Reply PredictionService::route(const Request& request, Exchange& exchange) {
   const std::string_view path = request.path;
   const bool get = request.method == "GET";
+  if (path == "/v2" || path.starts_with("/v2/")) return route_v2(request, exchange);
   if (path == "/predict") {
     if (request.method == "POST") {
+      exchange.model = true;
+      if (options_.auth_inference) {
+        if (auto denied = token_.require_token(request)) return std::move(*denied);
+      }
       std::string_view top_k;
       const bool has_top_k = request.query_param("top_k", &top_k);
-      return predict(request.header("Content-Type"),
-                     has_top_k ? std::optional<std::string_view>(top_k) : std::nullopt,
-                     request.body);
+      Reply reply = predict(request.header("Content-Type"),
+                            has_top_k ? std::optional<std::string_view>(top_k) : std::nullopt,
+                            request.body, exchange);
+      if (reply.status == 200 && !reply.body.empty() && reply.body.back() == '}') {
+        // The id is printable ASCII (sanitize_request_id); json quotes '"' and '\\'.
+        reply.body.pop_back();
+        reply.body += R"(,"request_id":)";
+        reply.body += json(exchange.id).dump();
+        reply.body += '}';
+      }
+      return reply;
     }
     Reply reply = error_reply(405, "use POST /predict");
     reply.headers.emplace_back("Allow", "POST");
@@ -95,15 +148,27 @@ Reply PredictionService::metrics_text() {
 
 Reply PredictionService::predict(std::string_view content_type,
                                  std::optional<std::string_view> top_k_param,
-                                 std::string_view body) {
+                                 std::string_view body, Exchange& exchange) {
   Metrics::InFlight guard(metrics_);
   const std::string type = media_type(content_type);
   const bool is_json = type == "application/json";
-  const bool is_image = type.starts_with("image/");
+  const bool is_multipart = type == "multipart/form-data";
+  const bool is_image = type.starts_with("image/") || is_multipart;
   if (!is_json && !is_image) {
     return error_reply(415, (type.empty() ? std::string("no Content-Type")
                                           : "unsupported Content-Type \"" + type + "\"") +
-                                ": send application/json or an image (image/png, image/jpeg, ...)");
+                                ": send application/json, an image (image/png, image/jpeg, ...) "
+                                "or multipart/form-data with a file part");
+  }
+  std::string image_name = "request body (" + type + ")";
+  if (is_multipart) {
+    FilePart part;
+    if (auto error = parse_multipart_file(content_type, body, part)) {
+      return error_reply(error->status, error->message);
+    }
+    body = part.data;
+    image_name = "multipart file part";
+    if (!part.filename.empty()) image_name += " \"" + std::string(part.filename) + "\"";
   }
   size_t top_k = static_cast<size_t>(std::max(1, options_.default_top_k));
   if (top_k_param) {
@@ -128,8 +193,7 @@ Reply PredictionService::predict(std::string_view content_type,
   } else {
     try {
       const auto* bytes = reinterpret_cast<const uint8_t*>(body.data());
-      const GrayImage image = decode_image(std::span(bytes, body.size()),
-                                           "request body (" + type + ")",
+      const GrayImage image = decode_image(std::span(bytes, body.size()), image_name,
                                            options_.max_image_pixels);
       const std::vector<uint8_t> pixels =
           prepare_for_model(image, static_cast<int>(info.input_width),
@@ -147,14 +211,27 @@ Reply PredictionService::predict(std::string_view content_type,
   const float scale = info.pixel_scale;
   for (size_t i = 0; i < input.pixels.size(); ++i) xd[i] = input.pixels[i] * scale;
 
-  const auto start = Clock::now();
-  const Tensor& probs = workers_.predict(*worker);
-  metrics_.observe_inference(std::chrono::duration<double>(Clock::now() - start).count(),
-                             input.rows);
-
+  const Tensor& probs = run_model(*worker, exchange);
   writer_.write_response(worker->response, probs, top_k, worker->order);
   // Copied: the worker keeps its buffer's capacity.
   return {200, worker->response, kJsonContentType, {}};
+}
+
+const Tensor& PredictionService::run_model(Worker& worker, Exchange& exchange) {
+  const auto start = Clock::now();
+  const Tensor& probs = workers_.predict(worker);
+  metrics_.observe_inference(std::chrono::duration<double>(Clock::now() - start).count(),
+                             probs.rows());
+  if (probs.rows() > 0 && probs.cols() > 0) {
+    const float* p = probs.data();
+    size_t best = 0;
+    for (size_t c = 1; c < probs.cols(); ++c) {
+      if (p[c] > p[best]) best = c;
+    }
+    exchange.predicted_class = best;
+    exchange.confidence = p[best];
+  }
+  return probs;
 }
 
 }  // namespace simdnn::serving

@@ -10,7 +10,10 @@
 #include <string>
 #include <string_view>
 
+#include "access_log.h"
+#include "auth.h"
 #include "http_message.h"
+#include "oip.h"
 #include "simdnn/model.h"
 #include "simdnn/serving/metrics.h"
 #include "simdnn/serving/predictions.h"
@@ -18,6 +21,15 @@
 #include "worker_pool.h"
 
 namespace simdnn::serving {
+
+// What handle() learns about a request while routing it, for the X-Request-Id header and the
+// access log line.
+struct Exchange {
+  std::string id;              // X-Request-Id: the client's (sanitised) or a generated one
+  bool model = false;          // a model endpoint was reached (log its name and version)
+  std::optional<size_t> predicted_class;  // of the first instance
+  float confidence = 0;
+};
 
 // Each endpoint method counts itself in http_requests_in_flight while it runs; counting the
 // answered requests (http_requests_total) is the HTTP layer's job, since it also answers
@@ -27,14 +39,18 @@ class PredictionService {
   // `options` must outlive the service (PredictionServer owns both).
   PredictionService(Model model, const ServeOptions& options);
 
-  // Routes one request to its endpoint and counts the answer in http_requests_total. Never
-  // throws: an exception inside an endpoint becomes a 500 reply.
+  // Routes one request to its endpoint, counts the answer in http_requests_total, adds the
+  // X-Request-Id header and writes the access log line. Never throws: an exception inside an
+  // endpoint becomes a 500 reply.
   Reply handle(const Request& request);
 
   // POST /predict. content_type: the Content-Type header ("" when absent); top_k: the ?top_k=
   // query parameter, when given; body: a JSON document or an encoded image.
   Reply predict(std::string_view content_type, std::optional<std::string_view> top_k,
-                std::string_view body);
+                std::string_view body) {
+    Exchange exchange;
+    return predict(content_type, top_k, body, exchange);
+  }
   // GET /healthz: the process is up.
   Reply healthz();
   // GET /readyz: 200 with the model version until stop_ready(), then 503.
@@ -57,15 +73,29 @@ class PredictionService {
   Metrics& metrics() { return metrics_; }
   const ModelInfo& info() const { return workers_.info(); }
   const ServeOptions& options() const { return options_; }
+  // The Open Inference Protocol model name (options.model_name, or "model").
+  const std::string& model_name() const { return model_name_; }
 
  private:
-  Reply route(const Request& request);
+  Reply route(const Request& request, Exchange& exchange);
+  Reply predict(std::string_view content_type, std::optional<std::string_view> top_k,
+                std::string_view body, Exchange& exchange);
+  // Everything under /v2 (oip_service.cc).
+  Reply route_v2(const Request& request, Exchange& exchange);
+  Reply oip_infer(const Request& request, Exchange& exchange);
+  // The model's predictions for worker.x: runs the model and observes the inference metrics;
+  // records the first instance's class in `exchange`.
+  const Tensor& run_model(Worker& worker, Exchange& exchange);
 
   const ServeOptions& options_;
   WorkerPool workers_;
   Metrics metrics_;
   PredictionWriter writer_;
   std::string version_json_;
+  std::string model_name_;
+  OipLimits oip_limits_;
+  TokenCheck token_;
+  AccessLog access_log_;
   std::atomic<bool> ready_{true};
 };
 

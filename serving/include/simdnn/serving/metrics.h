@@ -1,7 +1,9 @@
 // The service's Prometheus metrics (GET /metrics; names and labels in docs/serving.md):
 //   http_requests_total{endpoint,status}, http_request_duration_seconds{endpoint,code},
 //   http_requests_in_flight, http_open_connections, http_rejected_connections_total,
-//   model_inference_time_seconds, model_batch_size, model_info{version,input,classes}.
+//   model_inference_time_seconds, model_batch_size, model_info{version,input,classes}, and
+//   process_* (resident/virtual memory, CPU seconds, open/max fds, start time) read from
+//   /proc at each scrape, as Python's prometheus_client exports them on Linux.
 // prometheus-cpp stays behind this interface, so the HTTP layer only reports events.
 #pragma once
 
@@ -16,9 +18,13 @@ namespace simdnn::serving {
 
 // The endpoints requests are counted by; every other path counts as "other", so that scanning
 // clients cannot grow the label set without bound.
-enum class Endpoint { kPredict, kMetrics, kHealthz, kReadyz, kOther };
+// Labels: "/predict", "/metrics", "/healthz", "/readyz", "/v2/infer" (POST
+// /v2/models/.../infer), "/v2/models" (/v2 and every other /v2/models/... path), "/v2/health"
+// (/v2/health/live and /ready), "other".
+enum class Endpoint { kPredict, kMetrics, kHealthz, kReadyz, kV2Infer, kV2Models, kV2Health, kOther };
 
-// "/predict" -> Endpoint::kPredict, ..., anything else -> Endpoint::kOther.
+// "/predict" -> Endpoint::kPredict, "/v2/models/m/infer" -> Endpoint::kV2Infer, ..., anything
+// else -> Endpoint::kOther.
 Endpoint endpoint_of(std::string_view path);
 
 class Metrics {
