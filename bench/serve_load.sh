@@ -160,6 +160,16 @@ if ((peer)); then
     cat "$scratch/peer.log" >&2
     exit 1
   fi
+  # gunicorn binds before its workers have imported torch: wait (up to 60 s) for /healthz.
+  "$python" - "$peer_port" << 'EOF_PY'
+import sys, time, urllib.request
+for _ in range(600):
+    try:
+        if urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=2).status == 200:
+            break
+    except OSError:
+        time.sleep(0.1)
+EOF_PY
   read -r requests rps p50 p90 p99 max errors <<< "$(run_wrk "$peer_connections" "http://127.0.0.1:$peer_port/predict")"
   printf "%-22s %12s %10s %10s %10s %10s %10s %8s\n" "flask peer, $peer_connections" "$requests" "$rps" "$p50" "$p90" "$p99" "$max" "$errors"
   kill -TERM "$peer_pid"
