@@ -116,10 +116,12 @@ class OipInferHandler {
   bool key(json::string_t& name) {
     if (skip_depth_) return true;
     if (ctx_ == Ctx::kRoot) {
-      if (name == "id") return set_key(Key::kId, seen_id_);
-      if (name == "inputs") return set_key(Key::kInputs, seen_inputs_);
-      if (name == "outputs") return set_key(Key::kOutputs, seen_outputs_);
-      if (name == "parameters") return set_key(Key::kParameters, seen_parameters_) && begin_skip();
+      if (name == "id") return set_key(Key::kId, seen_id_, name);
+      if (name == "inputs") return set_key(Key::kInputs, seen_inputs_, name);
+      if (name == "outputs") return set_key(Key::kOutputs, seen_outputs_, name);
+      if (name == "parameters") {
+        return set_key(Key::kParameters, seen_parameters_, name) && begin_skip();
+      }
       return fail(400, "unknown field " + json(name).dump() +
                        ": expected \"id\", \"inputs\", \"outputs\" or \"parameters\"");
     }
@@ -222,8 +224,8 @@ class OipInferHandler {
     if (!error_) error_ = RequestError{status, std::move(message)};
     return false;
   }
-  bool set_key(Key k, bool& seen) {
-    if (seen) return fail(400, "a field is given twice");
+  bool set_key(Key k, bool& seen, std::string_view name = {}) {
+    if (seen) return fail(400, "field \"" + std::string(name) + "\" is given twice");
     seen = ctx_ == Ctx::kRoot;  // inside inputs[0], twice-given fields are caught by value
     key_ = k;
     return true;
