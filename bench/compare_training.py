@@ -54,10 +54,11 @@ def run_pytorch(reps, cores):
         env.pop("OMP_NUM_THREADS", None)
         env.pop("OPENBLAS_NUM_THREADS", None)
         print(f"running PyTorch with OPENBLAS_CORETYPE={core}...", file=sys.stderr)
-        out = subprocess.run([torch_py, os.path.join(HERE, "pytorch_mlp.py"), "--epochs",
-                              str(reps)], check=True, capture_output=True, text=True,
-                             env=env).stdout
-        for line in out.splitlines():
+        # Streamed, so a run cut short (PyTorch's 2-thread epochs crawl on a busy machine)
+        # still shows the cases it finished.
+        proc = subprocess.Popen([torch_py, os.path.join(HERE, "pytorch_mlp.py"), "--epochs",
+                                 str(reps)], stdout=subprocess.PIPE, text=True, env=env)
+        for line in proc.stdout:
             r = json.loads(line)
             ran = r.get("openblas_core") or "?"
             if ran.lower() != core.lower():
@@ -67,6 +68,8 @@ def run_pytorch(reps, cores):
             print(f"  batch {key[0]} threads {key[1]}: {t:.3f} s (core {ran})", file=sys.stderr)
             if key not in res or t < res[key][0]:
                 res[key] = (t, ran)
+        if proc.wait() != 0:
+            raise SystemExit(f"pytorch_mlp.py failed with OPENBLAS_CORETYPE={core}")
     return res
 
 
@@ -79,6 +82,8 @@ def main():
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
     ours = run_simdnn(args.build, args.repetitions)
+    for (kind, batch, threads), t in sorted(ours.items()):
+        print(f"simdnn {kind} batch {batch} threads {threads}: {t:.3f} s", file=sys.stderr)
     torch = run_pytorch(args.repetitions, args.cores)
     print(f"CPU: {blas_cores.cpu_name()} ({blas_cores.simd_level()}), {os.cpu_count()} CPUs; "
           f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")

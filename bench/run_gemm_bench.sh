@@ -94,6 +94,7 @@ python3 - "$out" "$cpu" <<'PY'
 import glob, json, os, re, sys
 out = sys.argv[1]
 gf = {}      # (lib, shape, threads) -> median GFLOP/s
+gf_cpu = {}  # the same over CPU time
 order = []   # (shape, threads) in benchmark order
 ctx = {}
 for path in sorted(glob.glob(os.path.join(out, "*.json"))):
@@ -106,6 +107,9 @@ for path in sorted(glob.glob(os.path.join(out, "*.json"))):
         m = re.match(r"(\w+)/([^/]+)/threads:(\d+)", b["run_name"])
         lib, key = m.group(1), (m.group(2), int(m.group(3)))
         gf[(lib,) + key] = b["GFLOPS"]
+        # The same rate over CPU time: on a shared machine a 1-thread run descheduled by
+        # someone else's job loses wall time but not CPU time.
+        gf_cpu[(lib,) + key] = b["GFLOPS"] * b["real_time"] / b["cpu_time"]
         if lib == "simdnn" and key not in order:
             order.append(key)
 with open(os.path.join(out, "benchmarks.txt")) as f:
@@ -118,7 +122,8 @@ order.sort(key=lambda st: (rank.get(st[0], len(rank)), st[1]))
 print("CPU: %s   load average: %.2f" % (sys.argv[2], os.getloadavg()[0]))
 print("simdnn target: %s   OpenBLAS core: %s" % (ctx.get("simdnn_target", "?"),
                                                  ctx.get("openblas_core", "n/a")))
-head = ["shape", "thr", "simdnn", "OpenBLAS", "oneDNN", "vs OpenBLAS", "vs oneDNN", "2thr/1thr"]
+head = ["shape", "thr", "simdnn", "OpenBLAS", "oneDNN", "vs OpenBLAS", "vs oneDNN",
+        "vs oneDNN (CPU time)", "2thr/1thr"]
 rows = []
 for shape, t in order:
     ours = gf.get(("simdnn", shape, t))
@@ -127,15 +132,17 @@ for shape, t in order:
     one = gf.get(("simdnn", shape, 1))
     fmt = lambda x: "-" if x is None else "%.1f" % x
     ratio = lambda a, b: "-" if a is None or not b else "%.2f" % (a / b)
+    cpu = ratio(gf_cpu.get(("simdnn", shape, t)), gf_cpu.get(("onednn", shape, t))) if t == 1 else ""
     rows.append([shape, str(t), fmt(ours), fmt(ob), fmt(dn), ratio(ours, ob), ratio(ours, dn),
-                 ratio(ours, one) if t > 1 else ""])
+                 cpu, ratio(ours, one) if t > 1 else ""])
 w = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
 line = lambda r: "| " + " | ".join(c.rjust(w[i]) if i else c.ljust(w[i]) for i, c in enumerate(r)) + " |"
 print(line(head))
 print("|" + "|".join("-" * (x + 2) for x in w) + "|")
 for r in rows:
     print(line(r))
-print("GFLOP/s are medians of the repetitions; ratios are simdnn / other, same run.")
+print("GFLOP/s are medians of the repetitions (wall time); ratios are simdnn / other, same run;")
+print("'CPU time': the 1-thread ratio over CPU time instead, which a busy machine disturbs less.")
 PY
 
 # The GEMMs of one training epoch (bench_train GemmOnly), when that benchmark is built.
