@@ -24,6 +24,7 @@
 
 #include "simdnn/model.h"
 #include "simdnn/model_file.h"
+#include "simdnn/serving/serve_config.h"
 #include "simdnn/serving/server.h"
 #include "simdnn/threading.h"
 
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Serves a simdnn model over HTTP: POST /predict, GET /metrics, /healthz, /readyz"};
   simdnn::serving::ServeOptions options;
   std::string model_path;
+  std::string auth_token_file;
   app.add_option("--model", model_path, "Model file (safetensors, from tools/train)")
       ->required();
   app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
@@ -144,6 +146,18 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--tls-key", options.tls_key, "TLS private key (PEM); needs --tls-cert")
       ->check(CLI::ExistingFile);
+  app.add_option("--model-name", options.model_name,
+                 "Open Inference Protocol model name (default: the model file's stem)");
+  app.add_option("--auth-token-file", auth_token_file,
+                 "File holding a bearer token that requests must present")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--auth-inference", options.auth_inference,
+               "Require the token on inference endpoints too (needs --auth-token-file)");
+  app.add_option("--access-log", options.access_log,
+                 "JSON-lines access log: '-' for stdout, or a file (appended)");
+  app.add_option("--log-sample", options.log_sample, "Fraction of requests logged, 0..1")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   try {
     app.parse(argc, argv);
     if (options.tls_cert.empty() != options.tls_key.empty()) {
@@ -155,6 +169,12 @@ int main(int argc, char** argv) {
 
   try {
     simdnn::enable_flush_to_zero();
+    if (options.model_name.empty()) {
+      options.model_name = simdnn::serving::default_model_name(model_path);
+    }
+    if (!auth_token_file.empty()) {
+      options.auth_token = simdnn::serving::read_auth_token_file(auth_token_file);
+    }
     simdnn::Model model = simdnn::load_model(model_path);
     const std::string version = model.info().version;
     simdnn::serving::PredictionServer server(std::move(model), options);
