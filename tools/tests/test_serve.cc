@@ -2,7 +2,6 @@
 // HTTP; and the serve binary for start-up and SIGTERM draining.
 #include <doctest/doctest.h>
 #include <arpa/inet.h>
-#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,6 +22,7 @@
 #include "simdnn/model.h"
 #include "simdnn/model_file.h"
 #include "simdnn/serving/server.h"
+#include "tools/tests/http_client.h"
 #include "tools/tests/tools_test_support.h"
 
 namespace {
@@ -31,6 +31,7 @@ using json = nlohmann::json;
 using simdnn::serving::PredictionServer;
 using simdnn::serving::ServeOptions;
 using simdnn::test::contains;
+using simdnn::test::HttpClient;
 using simdnn::test::TempDir;
 
 constexpr size_t kFeatures = 784;
@@ -52,12 +53,7 @@ struct TestServer {
     port = server.start();
     REQUIRE(port > 0);
   }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(2);
-    c.set_read_timeout(5);
-    return c;
-  }
+  HttpClient client() const { return HttpClient("127.0.0.1", port, std::chrono::seconds(5)); }
 
   PredictionServer server;
   simdnn::Model reference;
@@ -116,12 +112,12 @@ double metric_value(const std::string& text, const std::string& series) {
   return -1;
 }
 
-json post_json(httplib::Client& client, const json& body, int expected_status) {
-  auto res = client.Post("/predict", body.dump(), "application/json");
+json post_json(HttpClient& client, const json& body, int expected_status) {
+  auto res = client.post("/predict", body.dump(), "application/json");
   REQUIRE(res);
   CAPTURE(res->body);
   CHECK(res->status == expected_status);
-  CHECK(res->get_header_value("Content-Type") == "application/json");
+  CHECK(res->header("Content-Type") == "application/json");
   return json::parse(res->body);
 }
 
@@ -151,7 +147,7 @@ TEST_CASE("serve: single and batch JSON requests give model.predict's probabilit
   std::string spaced = "{ \"pixels\" : [ 12.5";
   for (size_t i = 1; i < kFeatures; ++i) spaced += " , 0";
   spaced += " ] }";
-  auto res = client.Post("/predict?top_k=10", spaced, "application/json; charset=utf-8");
+  auto res = client.post("/predict?top_k=10", spaced, "application/json; charset=utf-8");
   REQUIRE(res);
   REQUIRE(res->status == 200);
   CHECK(json::parse(res->body).at("predictions")[0].at("top_k").size() == 10);
@@ -171,7 +167,7 @@ TEST_CASE("serve: PNG JPEG and BMP bodies are decoded and resized and auto-inver
 
   // Dark-on-light PNG: auto-inverted to (nearly) its light-on-dark twin.
   const auto png = simdnn::test::encode_gray(dark_on_light, simdnn::ImageFormat::kPng);
-  auto res = ts.client().Post("/predict", std::string(png.begin(), png.end()), "image/png");
+  auto res = ts.client().post("/predict", std::string(png.begin(), png.end()), "image/png");
   REQUIRE(res);
   REQUIRE(res->status == 200);
   const json png_prediction = json::parse(res->body).at("predictions")[0];
@@ -187,7 +183,7 @@ TEST_CASE("serve: PNG JPEG and BMP bodies are decoded and resized and auto-inver
     const char* type = entry.second;
     CAPTURE(type);
     const auto bytes = simdnn::test::encode_gray(light_on_dark, format);
-    auto r = client.Post("/predict", std::string(bytes.begin(), bytes.end()), type);
+    auto r = client.post("/predict", std::string(bytes.begin(), bytes.end()), type);
     REQUIRE(r);
     CHECK(r->status == 200);
     const json p = json::parse(r->body).at("predictions")[0];
@@ -249,31 +245,30 @@ TEST_CASE("serve: bad requests get 4xx with a JSON error and the server keeps an
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
-    auto res = client.Post("/predict", c.body, c.type);
+    auto res = client.post("/predict", c.body, c.type);
     REQUIRE(res);
     CAPTURE(res->body);
     CHECK(res->status == c.status);
-    CHECK(res->get_header_value("Content-Type") == "application/json");
+    CHECK(res->header("Content-Type") == "application/json");
     const json err = json::parse(res->body);
     REQUIRE(err.contains("error"));
     CHECK(contains(err.at("error").get<std::string>(), c.message_part));
   }
 
   // No Content-Type at all: 415.
-  httplib::Headers no_type;
-  auto untyped = client.Post("/predict", no_type, "{}", "");
+  auto untyped = client.post("/predict", "{}", "");
   REQUIRE(untyped);
   CHECK(untyped->status == 415);
 
-  auto bad_top_k = client.Post("/predict?top_k=zero", json{{"pixels", good}}.dump(), "application/json");
+  auto bad_top_k = client.post("/predict?top_k=zero", json{{"pixels", good}}.dump(), "application/json");
   REQUIRE(bad_top_k);
   CHECK(bad_top_k->status == 400);
 
-  auto unknown = client.Get("/nope");
+  auto unknown = client.get("/nope");
   REQUIRE(unknown);
   CHECK(unknown->status == 404);
   CHECK(contains(json::parse(unknown->body).at("error").get<std::string>(), "/nope"));
-  auto wrong_method = client.Get("/predict");
+  auto wrong_method = client.get("/predict");
   REQUIRE(wrong_method);
   CHECK(wrong_method->status == 405);
 
@@ -297,12 +292,9 @@ TEST_CASE("serve: 16 concurrent keep-alive clients x 25 requests all succeed") {
   std::vector<std::thread> clients;
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
-      httplib::Client client("127.0.0.1", ts.port);
-      client.set_keep_alive(true);
-      client.set_tcp_nodelay(true);  // headers and body are separate writes: no Nagle delay
-      client.set_read_timeout(10);
+      HttpClient client("127.0.0.1", ts.port, std::chrono::seconds(10));  // keep-alive, TCP_NODELAY
       for (int i = 0; i < kRequests; ++i) {
-        auto res = client.Post("/predict", bodies[c], "application/json");
+        auto res = client.post("/predict", bodies[c], "application/json");
         if (!res || res->status != 200) {
           ++failed;
           continue;
@@ -327,23 +319,23 @@ TEST_CASE("serve: /metrics counts match the requests made and /healthz /readyz a
   for (int i = 0; i < 5; ++i) post_json(client, one, 200);
   post_json(client, {{"instances", {random_pixels(5), random_pixels(6), random_pixels(7)}}}, 200);
   for (int i = 0; i < 2; ++i) post_json(client, json{{"pixels", {1, 2}}}, 400);
-  REQUIRE(client.Post("/predict", "x", "text/plain")->status == 415);
+  REQUIRE(client.post("/predict", "x", "text/plain")->status == 415);
   for (int i = 0; i < 3; ++i) {
-    auto h = client.Get("/healthz");
+    auto h = client.get("/healthz");
     REQUIRE(h);
     CHECK(h->status == 200);
     CHECK(json::parse(h->body).at("status") == "ok");
   }
-  auto ready = client.Get("/readyz");
+  auto ready = client.get("/readyz");
   REQUIRE(ready);
   CHECK(ready->status == 200);
   CHECK(json::parse(ready->body).at("model_version") == "test-v1");
-  REQUIRE(client.Get("/no/such/path")->status == 404);
+  REQUIRE(client.get("/no/such/path")->status == 404);
 
-  auto m = client.Get("/metrics");
+  auto m = client.get("/metrics");
   REQUIRE(m);
   REQUIRE(m->status == 200);
-  CHECK(contains(m->get_header_value("Content-Type"), "text/plain"));
+  CHECK(contains(m->header("Content-Type"), "text/plain"));
   const std::string& text = m->body;
   CAPTURE(text);
   CHECK(metric_value(text, R"(http_requests_total{endpoint="/predict",status="200"})") == 6);
@@ -362,132 +354,32 @@ TEST_CASE("serve: /metrics counts match the requests made and /healthz /readyz a
   CHECK(metric_value(text, "http_requests_in_flight") == 1);  // this scrape
   CHECK(metric_value(text, R"(model_info{classes="10",input="28x28",version="test-v1"})") == 1);
 
-  auto again = client.Get("/metrics");
+  auto again = client.get("/metrics");
   REQUIRE(again);
   CHECK(metric_value(again->body, R"(http_requests_total{endpoint="/metrics",status="200"})") == 1);
 }
-
-namespace {
-
-// A running serve binary, its stdout on a pipe.
-struct ServeProcess {
-  pid_t pid = -1;
-  int stdout_fd = -1;
-  int port = 0;
-
-  ~ServeProcess() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    if (stdout_fd >= 0) ::close(stdout_fd);
-  }
-
-  void start(const std::vector<std::string>& args) {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    std::vector<std::string> storage = {SIMDNN_SERVE_BIN};
-    storage.insert(storage.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& s : storage) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::dup2(fds[1], 1);
-      ::close(fds[0]);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    stdout_fd = fds[0];
-    // "serve: listening on http://127.0.0.1:PORT (...)", within 10 s.
-    std::string line;
-    for (int i = 0; i < 100 && line.find('\n') == std::string::npos; ++i) {
-      pollfd p{stdout_fd, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      char buf[256];
-      const ssize_t n = ::read(stdout_fd, buf, sizeof buf);
-      if (n <= 0) break;
-      line.append(buf, static_cast<size_t>(n));
-    }
-    CAPTURE(line);
-    const size_t at = line.find("127.0.0.1:");
-    REQUIRE(at != std::string::npos);
-    port = std::stoi(line.substr(at + 10));
-  }
-
-  // Exit code after waiting up to `seconds`, or -1 if it is still running.
-  int wait_exit(double seconds) {
-    for (int i = 0; i < static_cast<int>(seconds * 100); ++i) {
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        pid = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return -1;
-  }
-};
-
-int connect_loopback(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  timeval timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  return fd;
-}
-
-void send_all(int fd, const std::string& data) {
-  size_t sent = 0;
-  while (sent < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    REQUIRE(n > 0);
-    sent += static_cast<size_t>(n);
-  }
-}
-
-std::string read_until_close(int fd) {
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
-}  // namespace
 
 TEST_CASE("serve binary: on SIGTERM it finishes the in-flight request and exits 0") {
   TempDir dir("serve-binary");
   simdnn::Model model = simdnn::test::make_test_model(7, "binary-v2");
   simdnn::save_model(dir / "model.safetensors", model);
 
-  ServeProcess proc;
-  proc.start({"--model", (dir / "model.safetensors").string(), "--port", "0", "--threads", "2"});
-  httplib::Client client("127.0.0.1", proc.port);
-  client.set_read_timeout(5);
-  auto ready = client.Get("/readyz");
+  simdnn::test::ServeProcess proc;
+  proc.start(SIMDNN_SERVE_BIN, {"--model", (dir / "model.safetensors").string(), "--port", "0", "--threads", "2"});
+  HttpClient client("127.0.0.1", proc.port);
+  auto ready = client.get("/readyz");
   REQUIRE(ready);
   CHECK(ready->status == 200);
   CHECK(json::parse(ready->body).at("model_version") == "binary-v2");
   const std::vector<int> px = random_pixels(9);
   const std::string body = json{{"pixels", px}}.dump();
-  auto first = client.Post("/predict", body, "application/json");
+  auto first = client.post("/predict", body, "application/json");
   REQUIRE(first);
   CHECK(first->status == 200);
 
   // A request in flight: headers and half the body sent, the rest only after SIGTERM.
+  using simdnn::test::connect_loopback;
+  using simdnn::test::send_all;
   const int fd = connect_loopback(proc.port);
   REQUIRE(fd >= 0);
   const size_t half = body.size() / 2;
@@ -501,7 +393,7 @@ TEST_CASE("serve binary: on SIGTERM it finishes the in-flight request and exits 
   CHECK(late < 0);
   if (late >= 0) ::close(late);
   send_all(fd, body.substr(half));
-  const std::string response = read_until_close(fd);
+  const std::string response = simdnn::test::read_responses(fd, 1, std::chrono::seconds(5));
   ::close(fd);
   CAPTURE(response);
   CHECK(response.rfind("HTTP/1.1 200", 0) == 0);

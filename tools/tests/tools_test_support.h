@@ -4,8 +4,14 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <mutex>
+#include <thread>
 
 #include <cstdint>
 #include <cstdlib>
@@ -120,5 +126,117 @@ inline std::vector<std::string> split_lines(const std::string& text) {
   }
   return lines;
 }
+
+// A running serve binary (SIMDNN_SERVE_BIN or any path): stdout on a pipe, drained by a thread
+// so that a chatty server (an access log) never blocks on it; stderr to a file when given.
+// Killed (SIGKILL) and reaped on destruction if still running.
+struct ServeProcess {
+  pid_t pid = -1;
+  int port = 0;
+
+  ServeProcess() = default;
+  ServeProcess(const ServeProcess&) = delete;
+  ServeProcess& operator=(const ServeProcess&) = delete;
+  ~ServeProcess() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    if (drain_.joinable()) drain_.join();  // EOF once the process is gone
+    if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  }
+
+  // Starts `program args...` and waits (up to 10 s) for "serve: listening on http://HOST:PORT";
+  // REQUIREs that line.
+  void start(const std::string& program, const std::vector<std::string>& args,
+             const std::filesystem::path& stderr_file = {}) {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    std::vector<std::string> storage = {program};
+    storage.insert(storage.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : storage) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::dup2(fds[1], 1);
+      if (!stderr_file.empty()) {
+        const int err = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (err >= 0) ::dup2(err, 2);
+      }
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    stdout_fd_ = fds[0];
+    std::string text;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (text.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{stdout_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[512];
+      const ssize_t n = ::read(stdout_fd_, buf, sizeof buf);
+      if (n <= 0) break;
+      text.append(buf, static_cast<size_t>(n));
+    }
+    {
+      std::lock_guard lock(mutex_);
+      stdout_ = text;
+    }
+    drain_ = std::thread([this] {
+      char buf[4096];
+      for (;;) {
+        const ssize_t n = ::read(stdout_fd_, buf, sizeof buf);
+        if (n <= 0) break;
+        std::lock_guard lock(mutex_);
+        if (stdout_.size() < (1u << 20)) stdout_.append(buf, static_cast<size_t>(n));
+      }
+    });
+    CAPTURE(text);
+    const size_t at = text.find("listening on http://");
+    REQUIRE(at != std::string::npos);
+    const size_t line_end = text.find_first_of(" \n", at + 20);
+    const std::string authority = text.substr(at + 20, line_end - (at + 20));
+    const size_t colon = authority.rfind(':');
+    REQUIRE(colon != std::string::npos);
+    port = std::stoi(authority.substr(colon + 1));
+    REQUIRE(port > 0);
+  }
+
+  bool running() {
+    if (pid <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      pid = -1;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      return false;
+    }
+    return true;
+  }
+
+  // Exit code (128 + signal when killed) after waiting up to `seconds`, or -1 if it is still
+  // running.
+  int wait_exit(double seconds) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    do {
+      if (!running()) return exit_code_;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return running() ? -1 : exit_code_;
+  }
+
+  std::string stdout_text() {
+    std::lock_guard lock(mutex_);
+    return stdout_;
+  }
+
+ private:
+  int stdout_fd_ = -1;
+  int exit_code_ = -1;
+  std::thread drain_;
+  std::mutex mutex_;
+  std::string stdout_;
+};
 
 }  // namespace simdnn::test
