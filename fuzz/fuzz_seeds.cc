@@ -1,6 +1,6 @@
 // Writes the seed corpora of the fuzz targets, generated with simdnn's own writers (and
 // libjpeg-turbo's compressor) so that no binary blobs live in the repository:
-// fuzz_seeds <dir>  ->  <dir>/{idx,safetensors,image,request}/<name>. Each corpus has valid
+// fuzz_seeds <dir>  ->  <dir>/{idx,safetensors,image,request,http}/<name>. Each corpus has valid
 // inputs and edge cases around them.
 #include <cstdint>
 #include <cstdio>
@@ -220,6 +220,66 @@ void request_seeds() {
   put("request", "escaped-key", req(1, R"({"pi\u0078els": [1,2,3,4]})"));
 }
 
+// fuzz_http: "METHOD TARGET\nName: value\n...\n\nbody" (see fuzz_http.cc).
+void http_seeds() {
+  const auto req = [](const std::string& start, const std::vector<std::string>& headers,
+                      const std::string& body) {
+    std::string out = start + "\n";
+    for (const std::string& h : headers) out += h + "\n";
+    return out + "\n" + body;
+  };
+  std::string pixels = R"({"pixels": [)";
+  for (int i = 0; i < 784; ++i) pixels += (i ? "," : "") + std::to_string((i * 37) % 256);
+  pixels += "]}";
+  const std::string json = "Content-Type: application/json";
+  put("http", "predict-json", req("POST /predict", {json}, pixels));
+  put("http", "predict-json-top-k", req("POST /predict?top_k=10", {json, "X-Request-Id: abc-123"}, pixels));
+  put("http", "predict-batch", req("POST /predict", {json}, R"({"instances": [[1, 2], [3]]})"));
+  put("http", "predict-bad-top-k", req("POST /predict?top_k=0&x=1", {json}, pixels));
+  put("http", "predict-no-type", req("POST /predict", {}, pixels));
+  put("http", "predict-get", req("GET /predict", {}, ""));
+  put("http", "predict-bad-utf8-key", req("POST /predict", {json}, "{\"pix\xff\": [1]}"));
+  const Bytes png = simdnn::encode_image(std::vector<uint8_t>(28 * 28, 200), 28, 28, 1,
+                                       simdnn::ImageFormat::kPng, 95);
+  const std::string png_text(png.begin(), png.end());
+  put("http", "predict-png", req("POST /predict", {"Content-Type: image/png"}, png_text));
+  const std::string boundary = "XyZ0123";
+  const std::string multipart = "--" + boundary +
+                                "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
+                                "Content-Type: image/png\r\n\r\n" + png_text + "\r\n--" + boundary + "--\r\n";
+  put("http", "predict-multipart",
+      req("POST /predict", {"Content-Type: multipart/form-data; boundary=" + boundary}, multipart));
+  put("http", "predict-multipart-quoted",
+      req("POST /predict", {"Content-Type: multipart/form-data; boundary=\"" + boundary + "\""},
+          multipart.substr(0, multipart.size() / 2)));
+  std::string oip_data;
+  for (int i = 0; i < 784; ++i) oip_data += (i ? "," : "") + std::to_string((i % 256) / 255.0).substr(0, 5);
+  put("http", "oip-infer-fp32",
+      req("POST /v2/models/model/infer", {json},
+          R"({"id": "r1", "inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": [)" +
+              oip_data + "]}]}"));
+  put("http", "oip-infer-uint8-outputs",
+      req("POST /v2/models/model/infer", {json},
+          R"({"inputs": [{"name": "input", "shape": [1, 28, 28], "datatype": "UINT8", "data": [[0, 1, 2]]}],)"
+          R"( "outputs": [{"name": "class"}], "parameters": {"top_k": 2}})"));
+  put("http", "oip-infer-shape-mismatch",
+      req("POST /v2/models/model/infer", {json},
+          R"({"inputs": [{"name": "input", "shape": [2, 784], "datatype": "FP32", "data": [0.5]}]})"));
+  for (const char* path : {"/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/model",
+                           "/v2/models/model/ready", "/v2/models/other", "/v2/models/model/versions/1"}) {
+    put("http", std::string("oip-get") + std::to_string(std::string(path).size()), req(std::string("GET ") + path, {}, ""));
+  }
+  put("http", "metrics", req("GET /metrics", {"Authorization: Bearer secret"}, ""));
+  put("http", "metrics-basic-auth", req("GET /metrics", {"Authorization: Basic Zm9vOmJhcg=="}, ""));
+  put("http", "healthz", req("GET /healthz", {}, ""));
+  put("http", "readyz", req("GET /readyz", {}, ""));
+  put("http", "unknown", req("DELETE /nope?x", {"X-Request-Id: \x01\x02"}, "x"));
+  put("http", "raw-http11",
+      "POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+      "Content-Length: 20\r\n\r\n{\"pixels\": [1, 2, 3]}");
+  put("http", "empty", std::string());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -234,6 +294,7 @@ int main(int argc, char** argv) {
     safetensors_seeds();
     image_seeds();
     request_seeds();
+    http_seeds();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fuzz_seeds: %s\n", e.what());
     return 1;
