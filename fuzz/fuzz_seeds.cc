@@ -14,6 +14,7 @@
 #include "simdnn/idx.h"
 #include "simdnn/image.h"
 #include "simdnn/model.h"
+#include "simdnn/model_file.h"
 #include "simdnn/random.h"
 #include "simdnn/read_file.h"
 #include "simdnn/safetensors.h"
