@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config python3
   libhwy-dev libbenchmark-dev doctest-dev libstb-dev libjpeg62-turbo-dev zlib1g-dev
-  libcli11-dev nlohmann-json3-dev libcpp-httplib-dev prometheus-cpp-dev
+  libcli11-dev nlohmann-json3-dev prometheus-cpp-dev
   # serving/: Boost.Beast and Asio (header-only) and OpenSSL for TLS.
   libboost1.81-dev libssl-dev
   dataset-fashion-mnist
