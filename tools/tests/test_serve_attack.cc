@@ -44,6 +44,11 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
+// A liveness bound, not a speed test: a fresh request must not wait for the attack to end (the
+// thread-per-connection server made it wait 5 s and more). Sanitized builds on a busy 2-core CI
+// machine get slack.
+constexpr double kAnswerSeconds = kSanitized ? 5.0 : 1.0;
+
 constexpr size_t kMaxBodyBytes = 65536;
 // Resident memory a test may add on top of the idle server (KiB), and the absolute ceiling.
 constexpr size_t kRssGrowthKb = 64 * 1024;
@@ -85,7 +90,7 @@ struct AttackServer {
     INFO("probe: " << client.last_error() << ", " << seconds << " s");
     REQUIRE(res);
     CHECK(res->status == 200);
-    CHECK(seconds < 1.0);
+    CHECK(seconds < kAnswerSeconds);
   }
 
   void check_rss() {
@@ -193,11 +198,12 @@ TEST_CASE("serve attack: SIGTERM with 16 slowloris connections open exits within
   server.probe();
   const auto start = Clock::now();
   REQUIRE(::kill(server.proc.pid, SIGTERM) == 0);
-  const int code = server.proc.wait_exit(5.0);
+  const int code = server.proc.wait_exit(8.0);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   INFO("stderr: " << server.stderr_text());
   CHECK(code == 0);
-  CHECK(seconds < 2.0 + 1.0);  // the deadline plus scheduling slack
+  // The deadline plus slack for scheduling (and, sanitized, LeakSanitizer's exit scan).
+  CHECK(seconds < 2.0 + (kSanitized ? 3.0 : 1.0));
 }
 
 TEST_CASE("serve attack: SIGHUP does not stop the server") {
@@ -320,7 +326,7 @@ TEST_CASE("serve attack: a PNG declaring 1 x 16,777,216 pixels is refused fast, 
   REQUIRE(res);
   CAPTURE(res->body);
   CHECK((res->status == 400 || res->status == 413));
-  CHECK(seconds < 1.0);
+  CHECK(seconds < kAnswerSeconds);
   const size_t peak_after = peak_rss_kb(server.proc.pid);
   MESSAGE("tall PNG: " << res->status << " in " << seconds * 1000 << " ms; peak RSS "
                        << peak_before / 1024 << " -> " << peak_after / 1024 << " MB");
