@@ -13,14 +13,6 @@ std::array<unsigned char, 32> sha256(std::string_view s) {
   return d;
 }
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 Reply unauthorized(std::string_view message, std::string_view challenge) {
   Reply reply = error_reply(401, message);

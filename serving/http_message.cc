@@ -5,8 +5,7 @@
 
 namespace simdnn::serving {
 
-namespace {
-bool iequals(std::string_view a, std::string_view b) {
+bool iequals_ascii(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
     const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
@@ -14,11 +13,10 @@ bool iequals(std::string_view a, std::string_view b) {
   }
   return true;
 }
-}  // namespace
 
 std::string_view Request::header(std::string_view name) const {
   for (const auto& [field, value] : headers) {
-    if (iequals(field, name)) return value;
+    if (iequals_ascii(field, name)) return value;
   }
   return {};
 }

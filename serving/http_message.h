@@ -38,6 +38,9 @@ struct Reply {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+// ASCII case-insensitive equality (header names, auth schemes, multipart parameters).
+bool iequals_ascii(std::string_view a, std::string_view b);
+
 // {"error": message}, the body of every error response; message may hold any bytes (invalid
 // UTF-8 is replaced, never an exception).
 std::string error_body(std::string_view message);

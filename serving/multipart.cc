@@ -3,16 +3,11 @@
 #include <algorithm>
 #include <cctype>
 
+#include "http_message.h"
+
 namespace simdnn::serving {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
-           return std::tolower(x) == std::tolower(y);
-         });
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -42,7 +37,7 @@ bool header_param(std::string_view value, std::string_view name, std::string_vie
         v = trim(v.substr(0, v.find(';')));
         pos = next_semi == std::string_view::npos ? next_semi : pos + 1 + next_semi;
       }
-      if (iequals(key, name)) {
+      if (iequals_ascii(key, name)) {
         *out = v;
         return true;
       }
@@ -116,10 +111,10 @@ std::optional<RequestError> parse_multipart_file(std::string_view content_type,
       if (colon == std::string_view::npos) continue;
       const std::string_view field = trim(line.substr(0, colon));
       const std::string_view value = trim(line.substr(colon + 1));
-      if (iequals(field, "Content-Disposition")) {
+      if (iequals_ascii(field, "Content-Disposition")) {
         header_param(value, "name", &part.name);
         header_param(value, "filename", &part.filename);
-      } else if (iequals(field, "Content-Type")) {
+      } else if (iequals_ascii(field, "Content-Type")) {
         part.content_type = value;
       }
     }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "json_errors.h"
 #include "oip.h"
 
 namespace simdnn::serving {
@@ -203,13 +204,7 @@ class OipInferHandler {
     }
   }
   bool parse_error(size_t, const std::string&, const nlohmann::detail::exception& e) {
-    if (!error_) {
-      std::string_view what = e.what();
-      if (const size_t close = what.find("] "); close != std::string_view::npos) {
-        what.remove_prefix(close + 2);
-      }
-      error_ = RequestError{400, "malformed JSON: " + std::string(what)};
-    }
+    if (!error_) error_ = RequestError{400, malformed_json_message(e)};
     return false;
   }
 

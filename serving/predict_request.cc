@@ -5,6 +5,8 @@
 #include <system_error>
 #include <utility>
 
+#include "json_errors.h"
+
 namespace simdnn::serving {
 
 namespace {
@@ -77,14 +79,7 @@ class PredictJsonHandler {
     }
   }
   bool parse_error(size_t, const std::string&, const nlohmann::detail::exception& e) {
-    if (!error_) {
-      // "[json.exception.parse_error.101] parse error at line 1, column 3: ..." without the id.
-      std::string_view what = e.what();
-      if (const size_t close = what.find("] "); close != std::string_view::npos) {
-        what.remove_prefix(close + 2);
-      }
-      error_ = RequestError{400, "malformed JSON: " + std::string(what)};
-    }
+    if (!error_) error_ = RequestError{400, malformed_json_message(e)};
     return false;
   }
 
