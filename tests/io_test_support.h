@@ -16,6 +16,30 @@
 
 namespace simdnn::test {
 
+// True in an ASan or TSan build, whose memory and timing bounds differ.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
+// Resident memory of a process (VmRSS, KiB), 0 when it cannot be read.
+inline size_t rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
+
 // A fresh directory "<tmp>/simdnn-test-<pid>-<tag>", removed with its contents on scope exit.
 // ctest runs each case in its own process, so the pid keeps parallel cases apart.
 class TempDir {

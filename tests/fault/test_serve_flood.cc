@@ -24,6 +24,7 @@
 #include "simdnn/model.h"
 #include "simdnn/random.h"
 #include "tests/fault/fault_util.h"
+#include "tests/io_test_support.h"
 
 #ifdef SIMDNN_SERVE_EXE
 
@@ -96,26 +97,9 @@ std::string post(const std::string& content_type, const std::string& body) {
          content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-size_t rss_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
-  }
-  return 0;
-}
+using simdnn::test::kSanitized;
+using simdnn::test::rss_kb;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
 
 }  // namespace
 

@@ -117,8 +117,6 @@ class Slowloris {
   std::thread thread_;
 };
 
-// VmRSS of a process in KiB (0 if unreadable).
-size_t rss_kb(pid_t pid);
 // RLIMIT_NOFILE raised to at least n (up to the hard limit); returns the new soft limit.
 size_t raise_fd_limit(size_t n);
 

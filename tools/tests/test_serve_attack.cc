@@ -29,20 +29,10 @@ using simdnn::test::contains;
 using simdnn::test::HttpClient;
 using simdnn::test::ServeProcess;
 using simdnn::test::TempDir;
+using simdnn::test::kSanitized;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
 
 // A liveness bound, not a speed test: a fresh request must not wait for the attack to end (the
 // thread-per-connection server made it wait 5 s and more). Sanitized builds on a busy 2-core CI
