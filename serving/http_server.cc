@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <chrono>
+#include <malloc.h>
 #include <cstdio>
 #include <optional>
 #include <stdexcept>
@@ -86,11 +87,25 @@ struct HttpServer::Impl {
     do_accept();
   }
 
+  // glibc keeps the memory of freed connections in its arenas, so after an attack of
+  // thousands of connections RSS would stay at the attack's peak. Once a second, when at
+  // least kTrimAfterClosed connections have gone since the last look, give it back.
+  static constexpr size_t kTrimAfterClosed = 256;
+  void schedule_trim() {
+    trim_timer.expires_after(std::chrono::seconds(1));
+    trim_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec || !acceptor.is_open()) return;
+      if (hub.take_peak() >= hub.open() + kTrimAfterClosed) malloc_trim(0);
+      schedule_trim();
+    });
+  }
+
   // On the acceptor's strand.
   void begin_drain(std::chrono::milliseconds deadline) {
     boost::system::error_code ignored;
     acceptor.close(ignored);
     accept_retry.cancel();
+    trim_timer.cancel();
     hub.draining = true;
     hub.for_each([](Connection& c) { c.drain(); });
     drain_deadline = Clock::now() + deadline;
@@ -129,6 +144,7 @@ struct HttpServer::Impl {
   tcp::acceptor acceptor{strand};
   net::steady_timer accept_retry{strand};
   net::steady_timer drain_timer{strand};
+  net::steady_timer trim_timer{strand};
   Clock::time_point drain_deadline;
   bool forced = false;
   std::atomic<bool> stop_requested{false};
@@ -173,7 +189,10 @@ int HttpServer::bind(const std::string& host, int port) {
   if (ec) fail("listen");
   const int bound = s.acceptor.local_endpoint(ec).port();
   if (ec) fail("local address");
-  net::post(s.strand, [&s] { s.do_accept(); });
+  net::post(s.strand, [&s] {
+    s.do_accept();
+    s.schedule_trim();
+  });
   return bound;
 }
 
@@ -200,7 +219,14 @@ void HttpServer::wait_until_running() {
 
 void HttpServer::stop(std::chrono::milliseconds deadline) {
   Impl& s = *impl_;
-  if (s.stop_requested.exchange(true)) return;
+  if (s.stop_requested.exchange(true)) {
+    // Already draining: a shorter deadline cuts it (a second SIGTERM asks for 0).
+    net::post(s.strand, [&s, deadline] {
+      const auto cut = Clock::now() + deadline;
+      if (cut < s.drain_deadline) s.drain_deadline = cut;
+    });
+    return;
+  }
   net::post(s.strand, [&s, deadline] { s.begin_drain(deadline); });
 }
 

@@ -31,7 +31,7 @@ class HttpServer {
   // Waits (up to 5 s) until run() has started, or stop() was called.
   void wait_until_running();
   // Drain: stop accepting, close idle connections, finish requests in flight, and cut what is
-  // still open after `deadline`. Thread-safe; the first call counts, later ones do nothing.
+  // still open after `deadline`. Thread-safe; a later call can only shorten the deadline.
   void stop(std::chrono::milliseconds deadline);
 
  private:

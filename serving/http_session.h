@@ -43,6 +43,8 @@ class ConnectionHub {
   std::atomic<bool> draining{false};
 
   size_t open() const { return open_.load(); }
+  // The most connections open at once since the last call, which resets it to open().
+  size_t take_peak() { return peak_.exchange(open_.load()); }
   // A connection's lifetime (counted in http_open_connections).
   uint64_t add(std::weak_ptr<Connection> connection);
   void remove(uint64_t id);
@@ -53,6 +55,7 @@ class ConnectionHub {
   std::unordered_map<uint64_t, std::weak_ptr<Connection>> connections_;
   uint64_t next_id_ = 1;
   std::atomic<size_t> open_{0};
+  std::atomic<size_t> peak_{0};
 };
 
 // Serves an accepted socket (whose executor is a strand of its own) until it closes; TLS

@@ -7,7 +7,8 @@
 // Endpoints (formats in docs/serving.md): POST /predict (JSON pixels or an image body),
 // GET /metrics (Prometheus text), GET /healthz, GET /readyz.
 // Signals: SIGTERM or SIGINT drain (stop accepting, /readyz 503, idle connections closed,
-// in-flight requests finish, anything left is cut after --drain-seconds) and exit 0. SIGHUP is
+// in-flight requests finish, anything left is cut after --drain-seconds, or at once on a second
+// SIGTERM/SIGINT) and exit 0. SIGHUP is
 // reserved for model reload: logged and ignored. Other signals: the default action.
 // Exit codes: 0 clean shutdown, 1 bad flags, unloadable model or unusable address.
 #include <pthread.h>
@@ -49,15 +50,22 @@ class SignalWatcher {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     const timespec poll{0, 100 * 1000 * 1000};
+    bool stopping = false;
     while (!done_) {
       const int sig = sigtimedwait(&set, nullptr, &poll);
       if (sig == SIGHUP) {
         std::fprintf(stderr, "serve: SIGHUP ignored (reserved for model reload)\n");
-      } else if (sig == SIGTERM || sig == SIGINT) {
-        std::fprintf(stderr, "serve: %s, draining (at most %d s)\n",
+      } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+        std::fprintf(stderr, "serve: %s, draining (at most %d s; send it again to cut)\n",
                      sig == SIGTERM ? "SIGTERM" : "SIGINT", server.options().drain_seconds);
         server.stop();
-        return;
+        stopping = true;
+      } else if (sig == SIGTERM || sig == SIGINT) {
+        // A second one: the operator does not want to wait for the drain (as nginx's
+        // fast shutdown, or a second Ctrl-C).
+        std::fprintf(stderr, "serve: second %s, closing every connection now\n",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        server.stop(std::chrono::milliseconds(0));
       }
     }
   }

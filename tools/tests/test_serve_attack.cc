@@ -196,6 +196,24 @@ TEST_CASE("serve attack: SIGTERM with 16 slowloris connections open exits within
   CHECK(seconds < 2.0 + (kSanitized ? 3.0 : 1.0));
 }
 
+TEST_CASE("serve attack: a second SIGTERM cuts a long drain at once") {
+  AttackServer server({"--drain-seconds", "60"});
+  simdnn::test::Slowloris slow(server.proc.port, 4, 200ms);
+  CHECK(slow.opened() == 4);
+  std::this_thread::sleep_for(500ms);
+  REQUIRE(::kill(server.proc.pid, SIGTERM) == 0);
+  // The first one drains: the slowloris connections hold it (60 s deadline).
+  CHECK(server.proc.wait_exit(1.0) == -1);  // -1: still running
+  const auto start = Clock::now();
+  REQUIRE(::kill(server.proc.pid, SIGTERM) == 0);
+  const int code = server.proc.wait_exit(8.0);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  INFO("stderr: " << server.stderr_text());
+  CHECK(code == 0);
+  CHECK(seconds < (kSanitized ? 4.0 : 2.0));
+  CHECK(server.stderr_text().find("second SIGTERM") != std::string::npos);
+}
+
 TEST_CASE("serve attack: SIGHUP does not stop the server") {
   AttackServer server;
   REQUIRE(::kill(server.proc.pid, SIGHUP) == 0);

@@ -76,8 +76,8 @@ class PredictionServer {
   int start();
   // Drains: stops accepting at once, makes /readyz answer 503, closes idle keep-alive
   // connections, lets requests in flight finish, and cuts every connection still open after
-  // `deadline` (a slowloris client cannot hold the shutdown). Thread-safe; the first call
-  // decides the deadline, later ones do nothing. Not async-signal-safe (call it from a thread
+  // `deadline` (a slowloris client cannot hold the shutdown). Thread-safe; a later call can
+  // only shorten the deadline (0 cuts the drain now). Not async-signal-safe (call it from a thread
   // that watches signals, not from a signal handler).
   void stop(std::chrono::milliseconds deadline);
   // stop() with options.drain_seconds.
