@@ -22,6 +22,25 @@ namespace simdnn::serving {
 
 namespace {
 
+// One of a bounded number of concurrent image decodes; false when none is free.
+class DecodeSlot {
+ public:
+  DecodeSlot(std::atomic<size_t>& running, size_t most) : running_(running) {
+    held_ = running_.fetch_add(1) < most;
+    if (!held_) running_.fetch_sub(1);
+  }
+  ~DecodeSlot() {
+    if (held_) running_.fetch_sub(1);
+  }
+  DecodeSlot(const DecodeSlot&) = delete;
+  DecodeSlot& operator=(const DecodeSlot&) = delete;
+  explicit operator bool() const { return held_; }
+
+ private:
+  std::atomic<size_t>& running_;
+  bool held_ = false;
+};
+
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -50,6 +69,9 @@ PredictionService::PredictionService(Model model, const ServeOptions& options)
   if (options.auth_inference && options.auth_token.empty()) {
     throw std::invalid_argument("--auth-inference needs a token (--auth-token-file)");
   }
+  const size_t io_threads = options.threads > 0 ? static_cast<size_t>(options.threads)
+                                                : std::max(1u, std::thread::hardware_concurrency());
+  max_decodes_ = options.max_concurrent_decodes > 0 ? options.max_concurrent_decodes : io_threads;
   if (!(options.log_sample >= 0 && options.log_sample <= 1)) {
     throw std::invalid_argument("--log-sample must be within 0..1");
   }
@@ -191,10 +213,31 @@ Reply PredictionService::predict(std::string_view content_type,
       return error_reply(error->status, error->message);
     }
   } else {
+    // Decoding holds up to max_image_pixels bytes (and the decoder's rows) for its duration:
+    // at most max_concurrent_decodes of them at once bounds that memory whatever clients send.
+    DecodeSlot slot(decoding_, max_decodes_);
+    if (!slot) {
+      Reply busy = error_reply(503, "too many image decodes at once (--max-concurrent-decodes " +
+                                        std::to_string(max_decodes_) + "): retry");
+      busy.headers.emplace_back("Retry-After", "1");
+      return busy;
+    }
     try {
       const auto* bytes = reinterpret_cast<const uint8_t*>(body.data());
       const GrayImage image = decode_image(std::span(bytes, body.size()), image_name,
                                            options_.max_image_pixels);
+      // Checked after decoding (bounded by max_image_pixels) and before resizing: a 1 x 16M
+      // strip is no photograph, and its pixels would all fold into a few output columns.
+      const double aspect =
+          static_cast<double>(std::max(image.width, image.height)) /
+          std::max(1, std::min(image.width, image.height));
+      if (aspect > options_.max_image_aspect) {
+        return error_reply(400, image_name + ": " + std::to_string(image.width) + "x" +
+                                    std::to_string(image.height) +
+                                    " is too elongated (aspect ratio above " +
+                                    std::to_string(static_cast<int>(options_.max_image_aspect)) +
+                                    ", --max-image-aspect)");
+      }
       const std::vector<uint8_t> pixels =
           prepare_for_model(image, static_cast<int>(info.input_width),
                             static_cast<int>(info.input_height), Invert::kAuto);

@@ -97,6 +97,10 @@ class PredictionService {
   TokenCheck token_;
   AccessLog access_log_;
   std::atomic<bool> ready_{true};
+  // Image decodes running now, and the most allowed (options.max_concurrent_decodes, or one
+  // per I/O thread when 0).
+  std::atomic<size_t> decoding_{0};
+  size_t max_decodes_ = 1;
 };
 
 }  // namespace simdnn::serving

@@ -112,6 +112,14 @@ int main(int argc, char** argv) {
                  "Largest image (width*height, from its header) accepted as a body")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--max-image-aspect", options.max_image_aspect,
+                 "Largest ratio of a decoded image's longer side to its shorter one; more get 400")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e6));
+  app.add_option("--max-concurrent-decodes", options.max_concurrent_decodes,
+                 "Image decodes at once (each holds up to --max-image-pixels bytes); more get "
+                 "503. 0: one per thread")
+      ->capture_default_str();
   app.add_option("--top-k", options.default_top_k,
                  "Classes in each prediction's top_k list (a request's ?top_k= overrides)")
       ->capture_default_str()

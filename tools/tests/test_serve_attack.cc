@@ -10,6 +10,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -19,6 +21,7 @@
 
 #include "simdnn/model.h"
 #include "simdnn/model_file.h"
+#include "tests/support/image_encode.h"
 #include "tools/tests/http_client.h"
 #include "tools/tests/tools_test_support.h"
 
@@ -63,8 +66,10 @@ struct AttackServer {
     simdnn::test::raise_fd_limit(4096);  // inherited by serve: room for the floods
     simdnn::save_model(dir / "model.safetensors", simdnn::test::make_test_model(7, "attack"));
     std::vector<std::string> args = {"--model", (dir / "model.safetensors").string(),
-                                     "--port", "0", "--max-body-bytes",
-                                     std::to_string(kMaxBodyBytes)};
+                                     "--port", "0"};
+    if (std::find(extra_args.begin(), extra_args.end(), "--max-body-bytes") == extra_args.end()) {
+      args.insert(args.end(), {"--max-body-bytes", std::to_string(kMaxBodyBytes)});
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     proc.start(SIMDNN_SERVE_BIN, args, dir / "stderr.txt");
     probe();  // warm up: the first request allocates the worker buffers
@@ -344,6 +349,74 @@ TEST_CASE("serve attack: a PNG declaring 1 x 16,777,216 pixels is refused fast, 
   }
   server.probe();
   server.check_rss();
+}
+
+TEST_CASE("serve attack: an elongated image gets 400 naming the limit; --max-image-aspect raises it") {
+  // 4 x 400 (aspect 100): decodable, tiny, and no photograph.
+  std::vector<uint8_t> strip(4 * 400);
+  for (size_t i = 0; i < strip.size(); ++i) strip[i] = static_cast<uint8_t>(i % 251);
+  const std::vector<uint8_t> png = simdnn::encode_image(strip, 4, 400, 1, simdnn::ImageFormat::kPng);
+  const std::string body(png.begin(), png.end());
+  {
+    AttackServer server;
+    HttpClient client("127.0.0.1", server.proc.port, 2s);
+    const auto res = client.post("/predict", body, "image/png");
+    REQUIRE(res);
+    CAPTURE(res->body);
+    CHECK(res->status == 400);
+    CHECK(res->body.find("--max-image-aspect") != std::string::npos);
+    server.probe();
+  }
+  {
+    AttackServer server({"--max-image-aspect", "128"});
+    HttpClient client("127.0.0.1", server.proc.port, 2s);
+    const auto res = client.post("/predict", body, "image/png");
+    REQUIRE(res);
+    CAPTURE(res->body);
+    CHECK(res->status == 200);
+  }
+}
+
+TEST_CASE("serve attack: concurrent image decodes beyond --max-concurrent-decodes get 503, others 200") {
+  // 1024 x 1024 of noise: an incompressible 1 MB PNG whose decode takes milliseconds, sent
+  // by 4 clients at once to 4 I/O threads that may decode one at a time.
+  std::vector<uint8_t> noise(1024 * 1024);
+  uint32_t state = 7;
+  for (uint8_t& v : noise) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<uint8_t>(state >> 24);
+  }
+  const std::vector<uint8_t> png = simdnn::encode_image(noise, 1024, 1024, 1, simdnn::ImageFormat::kPng);
+  const std::string body(png.begin(), png.end());
+  AttackServer server({"--threads", "4", "--max-concurrent-decodes", "1", "--max-body-bytes",
+                       std::to_string(4 << 20)});
+  std::atomic<int> ok{0}, busy{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&] {
+      HttpClient client("127.0.0.1", server.proc.port, 10s);
+      for (int i = 0; i < 12; ++i) {
+        const auto res = client.post("/predict", body, "image/png");
+        if (!res) {
+          ++other;
+          continue;
+        }
+        if (res->status == 200) {
+          ++ok;
+        } else if (res->status == 503 && res->header("Retry-After") == "1") {
+          ++busy;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  MESSAGE(ok.load() << " answered, " << busy.load() << " told to retry");
+  CHECK(other == 0);
+  CHECK(ok > 0);
+  CHECK(busy > 0);  // 48 decodes of a few ms from 4 threads: some overlap
+  server.probe();
 }
 
 // ---- Process level ----------------------------------------------------------------------------

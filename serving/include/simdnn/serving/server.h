@@ -23,6 +23,11 @@ struct ServeOptions {
   size_t max_body_bytes = size_t{8} << 20;  // also for chunked bodies; more gets 413
   size_t max_batch = 256;  // instances per request
   size_t max_image_pixels = size_t{4096} * 4096;
+  // Longer side over shorter side of a decoded image; more gets 400.
+  double max_image_aspect = 32.0;
+  // Image decodes running at once (each holds up to max_image_pixels bytes); more get 503
+  // with Retry-After. 0: one per I/O thread.
+  size_t max_concurrent_decodes = 0;
   int default_top_k = 3;
 
   // Transport limits (serving/http_server.cc). A connection costs at most about
@@ -31,7 +36,8 @@ struct ServeOptions {
   size_t max_header_bytes = 16 * 1024;  // request line + header fields; more gets 431
   size_t max_header_fields = 100;       // more gets 431
   // Deadlines from the first byte of a request: its whole header, then its whole body (a
-  // slowloris client is cut off here, whatever its pace). Expiry answers 408 and closes.
+  // slowloris client is cut off here, whatever its pace). Expiry closes the connection
+  // without an answer (the socket is gone, as with nginx) and is counted as a 408.
   int header_timeout_seconds = 10;
   int body_timeout_seconds = 30;
   // An idle keep-alive connection (or a new one that sends nothing) is closed after this.
