@@ -56,6 +56,14 @@ void ConnectionHub::remove(uint64_t id) {
   service.metrics().connection_closed();
 }
 
+bool ConnectionHub::try_reserve_body(size_t bytes) {
+  size_t held = body_bytes_.load();
+  do {
+    if (held + bytes > options.max_inflight_body_bytes) return false;
+  } while (!body_bytes_.compare_exchange_weak(held, held + bytes));
+  return true;
+}
+
 void ConnectionHub::for_each(const std::function<void(Connection&)>& fn) {
   std::vector<std::shared_ptr<Connection>> live;
   {
@@ -122,6 +130,7 @@ class HttpConnection final : public Connection,
   }
 
   ~HttpConnection() override {
+    release_body();
     if (id_ != 0) hub_.remove(id_);
   }
 
@@ -247,6 +256,15 @@ class HttpConnection final : public Connection,
       }
     }
     if (parser_->is_done()) return handle();
+    // Every body being received counts against one budget (its Content-Length, or the
+    // per-request limit when chunked): without it 1,024 connections x 8 MiB could hold 8 GiB.
+    const size_t want = std::min<uint64_t>(parser_->content_length().value_or(options_.max_body_bytes),
+                                           options_.max_body_bytes);
+    if (!hub_.try_reserve_body(want)) {
+      return reply_error(503, "too many request bodies in flight (--max-inflight-body-bytes " +
+                                  std::to_string(options_.max_inflight_body_bytes) + "): retry");
+    }
+    body_reserved_ = want;
     const auto expect = req.find(http::field::expect);
     if (expect != req.end() && iequals(trim(view(expect->value())), "100-continue") &&
         req.version() >= 11) {
@@ -268,7 +286,13 @@ class HttpConnection final : public Connection,
     });
   }
 
+  void release_body() {
+    hub_.release_body(body_reserved_);
+    body_reserved_ = 0;
+  }
+
   void on_read_error(beast::error_code ec, bool body) {
+    release_body();
     if (ec == beast::error::timeout) {
       // The header or body deadline: the stream has closed the socket, so nothing can be
       // answered (a slowloris client would not read it anyway). Counted as 408, as nginx
@@ -312,7 +336,10 @@ class HttpConnection final : public Connection,
     request.peer = peer_;
     for (const auto& f : req) request.headers.emplace_back(view(f.name_string()), view(f.value()));
     Reply reply = hub_.service.handle(request);
-    send(std::move(reply), req.keep_alive());
+    const bool keep_alive = req.keep_alive();
+    std::string().swap(req.body());  // answered: its memory leaves the budget
+    release_body();
+    send(std::move(reply), keep_alive);
   }
 
   // A reply the transport makes itself: counted, and the connection closes after it (the
@@ -401,6 +428,7 @@ class HttpConnection final : public Connection,
   Clock::time_point start_;  // first byte of the request being answered
   size_t served_ = 0;
   size_t lingered_ = 0;
+  size_t body_reserved_ = 0;  // of the hub's body budget, for the request being received
   uint64_t id_ = 0;
   State state_ = State::kRequest;
 };

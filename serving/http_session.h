@@ -43,6 +43,10 @@ class ConnectionHub {
   std::atomic<bool> draining{false};
 
   size_t open() const { return open_.load(); }
+  // The global budget of request-body bytes being received or held (options.
+  // max_inflight_body_bytes): true and `bytes` taken, or false when it would overflow.
+  bool try_reserve_body(size_t bytes);
+  void release_body(size_t bytes) { body_bytes_ -= bytes; }
   // The most connections open at once since the last call, which resets it to open().
   size_t take_peak() { return peak_.exchange(open_.load()); }
   // A connection's lifetime (counted in http_open_connections).
@@ -56,6 +60,7 @@ class ConnectionHub {
   uint64_t next_id_ = 1;
   std::atomic<size_t> open_{0};
   std::atomic<size_t> peak_{0};
+  std::atomic<size_t> body_bytes_{0};
 };
 
 // Serves an accepted socket (whose executor is a strand of its own) until it closes; TLS

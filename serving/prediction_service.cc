@@ -69,6 +69,13 @@ PredictionService::PredictionService(Model model, const ServeOptions& options)
   if (options.auth_inference && options.auth_token.empty()) {
     throw std::invalid_argument("--auth-inference needs a token (--auth-token-file)");
   }
+  if (options.max_inflight_body_bytes < options.max_body_bytes) {
+    throw std::invalid_argument("--max-inflight-body-bytes (" +
+                                std::to_string(options.max_inflight_body_bytes) +
+                                ") is below --max-body-bytes (" +
+                                std::to_string(options.max_body_bytes) +
+                                "): no chunked body could ever be received");
+  }
   const size_t io_threads = options.threads > 0 ? static_cast<size_t>(options.threads)
                                                 : std::max(1u, std::thread::hardware_concurrency());
   max_decodes_ = options.max_concurrent_decodes > 0 ? options.max_concurrent_decodes : io_threads;

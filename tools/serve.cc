@@ -112,6 +112,11 @@ int main(int argc, char** argv) {
                  "Largest image (width*height, from its header) accepted as a body")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--max-inflight-body-bytes", options.max_inflight_body_bytes,
+                 "Request-body bytes received at once over all connections (a chunked body "
+                 "counts --max-body-bytes); a body beyond it gets 503")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-image-aspect", options.max_image_aspect,
                  "Largest ratio of a decoded image's longer side to its shorter one; more get 400")
       ->capture_default_str()

@@ -264,6 +264,33 @@ TEST_CASE("serve attack: Content-Encoding gzip or br bodies get 415") {
   server.probe();
 }
 
+TEST_CASE("serve attack: bodies beyond --max-inflight-body-bytes get 503, and the budget comes back") {
+  AttackServer server({"--max-inflight-body-bytes", "100000"});
+  const std::string body = valid_body();
+  const std::string padded = body + std::string(60000 - body.size(), ' ');  // JSON allows it
+  // A: 60,000 bytes announced, half sent: its reservation holds.
+  const int a = simdnn::test::connect_loopback(server.proc.port);
+  REQUIRE(a >= 0);
+  const std::string request_a = raw_post("", padded);
+  const size_t half = request_a.size() - padded.size() / 2;
+  REQUIRE(simdnn::test::send_all(a, std::string_view(request_a).substr(0, half)));
+  std::this_thread::sleep_for(300ms);
+  // B: another 60,000 would take the total to 120,000.
+  const std::string refused = simdnn::test::exchange(server.proc.port, raw_post("", padded), 2s);
+  CAPTURE(refused.substr(0, 300));
+  CHECK(simdnn::test::status_of(refused) == 503);
+  CHECK(simdnn::test::body_of(refused).find("--max-inflight-body-bytes") != std::string::npos);
+  // A finishes and is answered; then a body of the same size fits again.
+  REQUIRE(simdnn::test::send_all(a, std::string_view(request_a).substr(half)));
+  const std::string answered = simdnn::test::read_responses(a, 1, 2s);
+  ::close(a);
+  CHECK(simdnn::test::status_of(answered) == 200);
+  const std::string again = simdnn::test::exchange(
+      server.proc.port, raw_post("Connection: close\r\n", padded), 2s);
+  CHECK(simdnn::test::status_of(again) == 200);
+  server.probe();
+}
+
 TEST_CASE("serve attack: two different Content-Length fields get 400") {
   AttackServer server;
   const std::string body = valid_body();

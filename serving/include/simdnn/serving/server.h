@@ -35,6 +35,9 @@ struct ServeOptions {
   size_t max_connections = 1024;     // beyond it a new connection is accepted and closed at once
   size_t max_header_bytes = 16 * 1024;  // request line + header fields; more gets 431
   size_t max_header_fields = 100;       // more gets 431
+  // Request-body bytes being received at once over all connections (each body counts its
+  // Content-Length, a chunked one max_body_bytes); a body beyond it gets 503 and a close.
+  size_t max_inflight_body_bytes = size_t{256} << 20;
   // Deadlines from the first byte of a request: its whole header, then its whole body (a
   // slowloris client is cut off here, whatever its pace). Expiry closes the connection
   // without an answer (the socket is gone, as with nginx) and is counted as a 408.
