@@ -7,6 +7,10 @@
 //   PredictLatency/single_image_u8   the same plus the uint8 -> float scaling the server does.
 //   PredictThroughput/batch:B/threads:T
 //                                    10,000 images in predict calls of B rows; images_per_s.
+//   Explain/integrated_gradients/steps:32
+//                                    one integrated-gradients explanation of one image (32
+//                                    path points plus the image and the baseline: one batched
+//                                    forward and backward of 34 rows), one thread.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -15,6 +19,7 @@
 #include <random>
 #include <vector>
 
+#include "simdnn/attribution.h"
 #include "simdnn/model.h"
 #include "simdnn/random.h"
 #include "simdnn/tensor.h"
@@ -120,5 +125,28 @@ BENCHMARK(BM_PredictThroughput)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(0.5);
+
+void BM_ExplainIntegratedGradients(benchmark::State& state) {
+  simdnn::enable_flush_to_zero();
+  const simdnn::Model model = make_model();
+  const std::vector<uint8_t> pixels = make_pixels(16);
+  std::vector<float> x(kFeatures);
+  simdnn::Explainer explainer(model, {.threads = 1});
+  const size_t steps = static_cast<size_t>(state.range(0));
+  size_t image = 0;
+  for (auto _ : state) {
+    for (size_t i = 0; i < kFeatures; ++i) x[i] = pixels[image * kFeatures + i] / 255.0f;
+    image = (image + 1) % 16;
+    simdnn::Attribution a = explainer.integrated_gradients(x, image % 10, steps);
+    benchmark::DoNotOptimize(a.values.data());
+  }
+}
+BENCHMARK(BM_ExplainIntegratedGradients)
+    ->Name("Explain/integrated_gradients")
+    ->ArgName("steps")
+    ->Arg(32)
+    ->MinTime(1.0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

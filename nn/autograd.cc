@@ -38,6 +38,7 @@ Tape::Node& Tape::push(Op op, std::initializer_list<Var> inputs) {
   n.materialized = false;
   n.parameter = nullptr;
   n.target = nullptr;
+  n.column = 0;
   n.labels = {};
   int k = 0;
   for (int& i : n.in) i = -1;
@@ -93,7 +94,7 @@ const Tensor& Tape::value(Var v) const {
 
 const Tensor& Tape::grad(Var v) const {
   const Node& n = node(v);
-  if (n.op == Op::kInput || n.op == Op::kParam || !n.has_grad) {
+  if ((n.op == Op::kInput && !n.requires_grad) || n.op == Op::kParam || !n.has_grad) {
     throw std::logic_error("Tape::grad: no gradient flowed into this value");
   }
   return n.grad;
@@ -102,6 +103,14 @@ const Tensor& Tape::grad(Var v) const {
 Var Tape::input(const DenseInput& x) {
   Node& n = push(Op::kInput, {});
   n.input = x;
+  return Var{static_cast<int32_t>(count_ - 1)};
+}
+
+Var Tape::differentiable_input(const Tensor& x) {
+  require_matrix(x, "differentiable_input", "x");
+  Node& n = push(Op::kInput, {});
+  n.input = DenseInput(x);
+  n.requires_grad = true;
   return Var{static_cast<int32_t>(count_ - 1)};
 }
 
@@ -168,6 +177,22 @@ Var Tape::mean(Var x) {
   for (size_t i = 0; i < xv.size(); ++i) sum += xv[i];
   n.value.resize(Shape{1});
   n.value[0] = static_cast<float>(xv.empty() ? 0.0 : sum / static_cast<double>(xv.size()));
+  return Var{static_cast<int32_t>(count_ - 1)};
+}
+
+Var Tape::sum_column(Var x, size_t column) {
+  const Tensor& xv = value(x);
+  require_matrix(xv, "sum_column", "x");
+  if (column >= xv.cols()) {
+    throw std::invalid_argument("sum_column: column " + std::to_string(column) +
+                                " is outside x " + xv.shape().to_string());
+  }
+  Node& n = push(Op::kSumColumn, {x});
+  n.column = column;
+  double sum = 0.0;
+  for (size_t r = 0; r < xv.rows(); ++r) sum += xv.data()[r * xv.cols() + column];
+  n.value.resize(Shape{1});
+  n.value[0] = static_cast<float>(sum);
   return Var{static_cast<int32_t>(count_ - 1)};
 }
 
@@ -276,6 +301,15 @@ void Tape::backward_node(Node& n) {
       scratch_.resize(x.shape());
       scratch_.fill(x.empty() ? 0.0f : dy[0] / static_cast<float>(x.size()));
       accumulate_from_scratch(n.in[0]);
+      return;
+    }
+    case Op::kSumColumn: {
+      if (!nodes_[n.in[0]].requires_grad) return;
+      GradTarget t = grad_target(n.in[0]);
+      Tensor& g = *t.grad;
+      if (t.beta == 0.0f) g.fill(0.0f);
+      const size_t cols = g.cols();
+      for (size_t r = 0; r < g.rows(); ++r) g.data()[r * cols + n.column] += dy[0];
       return;
     }
   }

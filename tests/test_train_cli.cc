@@ -167,4 +167,59 @@ TEST_CASE("train CLI: a diverging run stops with a clear message and keeps no br
   CHECK_MESSAGE(r.err.find("loss became") != std::string::npos, r.err);
   CHECK_FALSE(fs::exists(dir / "m.st"));
 }
+// Parses an SVG with python3's xml.etree (a real XML parser) and prints
+// "<series> <cells> <data-series names>": the number of polylines of class "series", of
+// confusion cells, and the series' names. Empty when it does not parse.
+std::string parse_svg(const simdnn::test::TempDir& dir, const fs::path& svg) {
+  const fs::path out = dir / "svg-summary.txt";
+  const std::string script =
+      "import sys, xml.etree.ElementTree as E\n"
+      "r = E.parse(sys.argv[1]).getroot()\n"
+      "ns = '{http://www.w3.org/2000/svg}'\n"
+      "s = [e.get('data-series') for e in r.iter(ns + 'polyline') if e.get('class') == 'series']\n"
+      "c = [e for e in r.iter(ns + 'rect') if e.get('class') == 'cell']\n"
+      "print(len(s), len(c), ','.join(s))\n";
+  const fs::path py = dir / "parse_svg.py";
+  simdnn::test::write_raw(py, std::vector<uint8_t>(script.begin(), script.end()));
+  const std::string cmd = "python3 " + py.string() + " " + svg.string() + " >" + out.string() + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) return "";
+  const auto bytes = simdnn::test::read_raw(out);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+TEST_CASE("train CLI: --plot writes an SVG of the curves and the confusion matrix") {
+  simdnn::test::TempDir dir("train-cli-plot");
+  write_dataset(dir / "data", 200, 40);
+  const std::string common = "--data " + (dir / "data").string() + " --epochs 3 --seed 2 ";
+
+  // With a validation set: train and validation curves for loss and accuracy, the validation
+  // set's confusion matrix (--class-names auto gives this 4-label set the 10 digit names:
+  // 100 cells).
+  const fs::path with_val = dir / "with-val.svg";
+  RunResult a = run_train(dir, common + "--val-split 0.2 --out " + (dir / "a.st").string() +
+                                   " --plot " + with_val.string());
+  REQUIRE_MESSAGE(a.exit_code == 0, a.err);
+  CHECK(parse_svg(dir, with_val) == "4 100 train,validation,train,validation\n");
+  const auto bytes = simdnn::test::read_raw(with_val);
+  const std::string svg(bytes.begin(), bytes.end());
+  CHECK(svg.find("validation set (40 images), after epoch 3") != std::string::npos);
+
+  // Without one: train curves only, and the test set's matrix, labelled as a final report.
+  const fs::path no_val = dir / "no-val.svg";
+  RunResult b = run_train(dir, common + "--out " + (dir / "b.st").string() + " --plot " +
+                                   no_val.string());
+  REQUIRE_MESSAGE(b.exit_code == 0, b.err);
+  CHECK(parse_svg(dir, no_val) == "2 100 train,train\n");
+  const auto no_val_bytes = simdnn::test::read_raw(no_val);
+  CHECK(std::string(no_val_bytes.begin(), no_val_bytes.end()).find("test set (40 images)") !=
+        std::string::npos);
+
+  // Not an .svg name: refused before training, nothing written.
+  RunResult bad = run_train(dir, common + "--out " + (dir / "c.st").string() + " --plot " +
+                                     (dir / "plot.png").string());
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("--plot") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "c.st"));
+}
+
 #endif  // SIMDNN_TRAIN_BIN

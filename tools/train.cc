@@ -18,6 +18,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@
 #include "simdnn/random.h"
 #include "simdnn/simd_targets.h"
 #include "simdnn/threading.h"
+#include "tools/training_plot.h"
 
 namespace {
 
@@ -58,6 +60,7 @@ struct Options {
   std::string class_names = "auto";
   bool json = false;
   bool progress = true;
+  std::string plot;  // SVG of the curves and the confusion matrix; empty: none
 };
 
 // A failure the user can fix: printed as "train: <message>", exit 1.
@@ -185,6 +188,30 @@ void print_epoch(const Options& o, const simdnn::EpochResult& r,
   }
 }
 
+// --plot: the curves of this run's epochs and one confusion matrix. The matrix is the
+// validation set's when there is one (after the last epoch); else the test set's, labelled as
+// a final report, since choosing settings by the test set would make it a validation set.
+void write_plot(const Options& o, const simdnn::ModelInfo& info, const simdnn::History& history,
+                size_t val_count, const simdnn::Evaluation& test_eval, size_t test_count) {
+  simdnn::tools::TrainingPlot plot;
+  plot.title = "simdnn train: " + o.data + " (hidden " + o.hidden + ", " + o.optimizer +
+               ", batch " + std::to_string(o.batch) + ", seed " + std::to_string(o.seed) + ")";
+  plot.epochs = history.epochs;
+  plot.class_names = info.class_names;
+  if (val_count > 0 && !history.epochs.empty() && history.epochs.back().validation) {
+    plot.confusion = history.epochs.back().validation->confusion;
+    plot.confusion_label = "validation set (" + std::to_string(val_count) +
+                           " images), after epoch " + std::to_string(history.epochs.back().epoch);
+  } else {
+    plot.confusion = test_eval.confusion;
+    plot.confusion_label = "test set (" + std::to_string(test_count) +
+                           " images), final model: a report, not for choosing settings";
+  }
+  const std::string svg = simdnn::tools::training_plot_svg(plot);
+  simdnn::write_file_atomically(
+      o.plot, std::span(reinterpret_cast<const uint8_t*>(svg.data()), svg.size()));
+}
+
 // The final report: test metrics, per-class accuracy and the confusion matrix.
 void print_summary(const Options& o, const std::filesystem::path& out, const simdnn::Model& model,
                    const simdnn::Evaluation& test_eval, double train_seconds) {
@@ -226,6 +253,10 @@ int run(const Options& o) {
   if (o.epochs <= 0) throw UsageError("--epochs must be at least 1, got " + std::to_string(o.epochs));
   if (o.val_split < 0 || o.val_split >= 1) throw UsageError("--val-split must be in [0, 1)");
   if (o.threads < 0) throw UsageError("--threads must be >= 0 (0 = all cores)");
+  if (!o.plot.empty() && std::filesystem::path(o.plot).extension() != ".svg") {
+    throw UsageError("--plot writes an SVG picture: give a file name ending in .svg, got '" +
+                     o.plot + "'");
+  }
   const std::vector<size_t> hidden = parse_hidden(o.hidden);
   const simdnn::Activation activation = simdnn::parse_activation(o.activation);
   std::unique_ptr<simdnn::Optimizer> optimizer = make_optimizer(o);
@@ -336,6 +367,7 @@ int run(const Options& o) {
   }
   if (history.epochs.empty()) evaluate_test();  // resumed after the last epoch
   simdnn::save_model(out, model);
+  if (!o.plot.empty()) write_plot(o, info, history, val_count, test_eval, test.images.count);
   print_summary(o, out, model, test_eval, history.train_seconds);
   return 0;
 }
@@ -371,6 +403,10 @@ int main(int argc, char** argv) {
   app.add_option("--resume", o.resume, "continue from a checkpoint");
   app.add_option("--class-names", o.class_names, "auto, fashion, digits or a comma-separated list")
       ->capture_default_str();
+  app.add_option("--plot", o.plot,
+                 "SVG file (.svg) to write: per-epoch loss and accuracy curves (train, and "
+                 "validation with --val-split) and the confusion matrix (validation set, or the "
+                 "test set without --val-split)");
   app.add_flag("--json", o.json, "JSON lines on stdout");
   app.add_flag("!--no-progress", o.progress, "no progress bar on stderr");
   try {

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,8 @@
 #include "simdnn/model_file.h"
 #include "simdnn/training.h"
 #include "tools/tests/tools_test_support.h"
+
+#include <stb_image.h>
 
 namespace {
 
@@ -295,4 +298,81 @@ TEST_CASE("predict --data: accuracy and per-class accuracy and confusion match e
                               dir.path());
   CHECK(empty.exit_code == 1);
   CHECK(contains(empty.err, "none"));
+}
+
+TEST_CASE("predict: --explain writes a viewable PNG per image and --json adds the summary") {
+  TempDir dir("predict-explain");
+  simdnn::Model model = simdnn::test::make_test_model();
+  const auto model_path = dir / "model.safetensors";
+  simdnn::save_model(model_path, model);
+  // Two inputs with the same name in different directories: the second PNG gets "-2".
+  std::filesystem::create_directories(dir / "a");
+  std::filesystem::create_directories(dir / "b");
+  const std::vector<std::string> files = {(dir / "a" / "shirt.png").string(),
+                                          (dir / "b" / "shirt.png").string()};
+  for (size_t i = 0; i < files.size(); ++i) {
+    write_raw(files[i], simdnn::test::encode_gray(simdnn::test::make_stroke_image(int(i) + 1),
+                                                  ImageFormat::kPng));
+  }
+  const auto out_dir = dir / "explained";
+  const auto r = run_tool(kPredict,
+                          {"--model", model_path.string(), "--json", "--explain",
+                           out_dir.string(), files[0], files[1]},
+                          dir.path());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto lines = split_lines(r.out);
+  REQUIRE(lines.size() == 2);
+  const std::string pngs[] = {(out_dir / "shirt.png").string(), (out_dir / "shirt-2.png").string()};
+  for (size_t i = 0; i < 2; ++i) {
+    CAPTURE(i);
+    const json j = json::parse(lines[i]);
+    CHECK(j.at("file") == files[i]);
+    const json& e = j.at("explanation");
+    CHECK(e.at("png") == pngs[i]);
+    CHECK(e.at("method") == "integrated_gradients");
+    CHECK(e.at("steps") == 128);
+    const double delta = e.at("delta").get<double>();
+    CHECK(delta == doctest::Approx(e.at("output").get<double>() -
+                                   e.at("baseline_output").get<double>()));
+    // Completeness, as the library guarantees it (tests/test_attribution.cc).
+    CHECK(std::abs(e.at("sum").get<double>() - delta) <= 0.01 * std::abs(delta) + 1e-6);
+    CHECK(e.at("output").get<double>() == doctest::Approx(as_floats(j.at("probabilities"))[j.at("class").get<size_t>()]));
+    const json& regions = e.at("regions");
+    REQUIRE(regions.size() == 3);
+    for (size_t k = 1; k < 3; ++k) CHECK(regions[k - 1].at("sum") >= regions[k].at("sum"));
+    CHECK(regions[0].at("width") == 7);
+
+    // The PNG decodes: three 112x112 panels (zoom 4) with 4-pixel margins.
+    const std::vector<uint8_t> bytes = simdnn::test::read_raw(pngs[i]);
+    int w = 0, h = 0, channels = 0;
+    uint8_t* rgb = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h,
+                                         &channels, 3);
+    REQUIRE(rgb != nullptr);
+    const std::vector<uint8_t> px(rgb, rgb + static_cast<size_t>(w) * h * 3);
+    stbi_image_free(rgb);
+    CHECK(w == 3 * 112 + 4 * 4);
+    CHECK(h == 112 + 2 * 4);
+    // The heatmap panel (x in [120, 232)) is not blank: some of it is coloured (r != b).
+    size_t coloured = 0;
+    for (int y = 4; y < 116; ++y) {
+      for (int x = 120; x < 232; ++x) {
+        const uint8_t* p = &px[(static_cast<size_t>(y) * w + x) * 3];
+        coloured += p[0] != p[2];
+      }
+    }
+    CHECK(coloured > 100);
+    // The input panel is the image as the model saw it (light-on-dark: its stroke is bright).
+    size_t bright = 0;
+    for (int y = 4; y < 116; ++y) {
+      for (int x = 4; x < 116; ++x) bright += px[(static_cast<size_t>(y) * w + x) * 3] > 200;
+    }
+    CHECK(bright > 100);
+  }
+
+  // --explain goes with image files, not --data.
+  const auto bad = run_tool(kPredict, {"--model", model_path.string(), "--data", dir.path().string(),
+                                       "--explain", out_dir.string()},
+                            dir.path());
+  CHECK(bad.exit_code == 1);
 }

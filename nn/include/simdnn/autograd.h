@@ -21,8 +21,9 @@ struct Var {
 
 // Records ops on 2-D row-major tensors ([batch, features]) and computes gradients for the
 // Parameters that took part. Gradients accumulate (a value used twice receives both
-// contributions), and nothing is computed that no Parameter needs: inputs recorded with
-// input() have no gradient, so no dX is computed for a first layer.
+// contributions), and nothing is computed that nothing needs: inputs recorded with input()
+// have no gradient, so training computes no dX for a first layer. An input recorded with
+// differentiable_input() does get one (input attributions, <simdnn/attribution.h>).
 //
 // The tape owns every intermediate value and gradient buffer. clear() forgets the recorded ops
 // but keeps the buffers, so replaying the same graph for the next batch allocates nothing
@@ -39,6 +40,9 @@ class Tape {
   // converted floats (made on first use).
   Var input(const DenseInput& x);
   Var param(Parameter& p);      // gradient accumulates into p.grad
+  // Float data whose gradient is wanted: after backward(), grad(v) is d(loss)/dx. Only the
+  // ops that lead from it to the loss pay for it (a first dense() then computes its dX).
+  Var differentiable_input(const Tensor& x);
 
   // x [B, in] · w [in, out] + b [out] -> [B, out] (dense_forward / dense_backward).
   Var dense(Var x, Var w, Var b);
@@ -55,10 +59,16 @@ class Tape {
   Var mean_squared_error(Var pred, const Tensor& target);
   // Mean of all elements: a scalar.
   Var mean(Var x);
+  // Sum over the rows of x [rows, cols] of column `column`: a scalar. With rows that do not
+  // interact (every op here but the batch-mean losses keeps rows apart), backward() from it
+  // gives each row the gradient of its own value in that column: one pass differentiates one
+  // output of many inputs. Throws std::invalid_argument when column >= cols.
+  Var sum_column(Var x, size_t column);
 
   const Tensor& value(Var v) const;
-  // Gradient of the last backward() with respect to an op's value (not for leaves; for
-  // parameters read Parameter::grad). Throws when nothing flowed into it.
+  // Gradient of the last backward() with respect to an op's value or a differentiable_input()
+  // (not for other leaves; for parameters read Parameter::grad). Throws when nothing flowed
+  // into it.
   const Tensor& grad(Var v) const;
 
   // Seeds d(loss)/d(loss) = 1 and runs every recorded op's backward in reverse. loss must be a
@@ -71,7 +81,7 @@ class Tape {
 
  private:
   enum class Op : uint8_t {
-    kInput, kParam, kDense, kActivation, kSoftmaxCrossEntropy, kMse, kMean
+    kInput, kParam, kDense, kActivation, kSoftmaxCrossEntropy, kMse, kMean, kSumColumn
   };
   struct Node {
     Op op = Op::kInput;
@@ -83,6 +93,7 @@ class Tape {
     Activation activation = Activation::kLinear;  // kActivation
     Parameter* parameter = nullptr;   // kParam
     const Tensor* target = nullptr;   // kMse
+    size_t column = 0;                // kSumColumn
     std::span<const int32_t> labels;  // kSoftmaxCrossEntropy
     Tensor value;                     // op output
     Tensor grad;                      // d(loss)/d(value)
