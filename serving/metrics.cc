@@ -8,6 +8,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <string>
@@ -144,8 +145,9 @@ const Metrics::ModelSeries* Metrics::model_series(const std::string& model,
 
 void Metrics::set_live_models(const std::vector<LiveModelInfo>& live) {
   std::lock_guard lock(impl_->models_mutex);
-  for (prometheus::Gauge* g : impl_->live_info) impl_->model_info.Remove(g);
-  impl_->live_info.clear();
+  // Add (or find) the new series first and remove the stale ones after, so that a scrape in
+  // between never sees a live version missing.
+  std::vector<prometheus::Gauge*> now;
   for (const LiveModelInfo& m : live) {
     prometheus::Gauge& g = impl_->model_info.Add(
         {{"model", m.model},
@@ -153,8 +155,12 @@ void Metrics::set_live_models(const std::vector<LiveModelInfo>& live) {
          {"input", std::to_string(m.input_height) + "x" + std::to_string(m.input_width)},
          {"classes", std::to_string(m.classes)}});
     g.Set(1);
-    impl_->live_info.push_back(&g);
+    now.push_back(&g);
   }
+  for (prometheus::Gauge* g : impl_->live_info) {
+    if (std::find(now.begin(), now.end(), g) == now.end()) impl_->model_info.Remove(g);
+  }
+  impl_->live_info = std::move(now);
 }
 
 void Metrics::count_load_failure(const std::string& model) {
