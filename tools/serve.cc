@@ -27,6 +27,7 @@
 #include "simdnn/serving/serve_config.h"
 #include "simdnn/serving/server.h"
 #include "simdnn/threading.h"
+#include "tool_version.h"
 
 namespace {
 
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
   simdnn::serving::ServeOptions options;
   std::string model_path;
   std::string auth_token_file;
+  app.set_version_flag("--version", [] { return simdnn::tools::version_text("serve"); },
+                       "Print the version, the commit and the SIMD target, then exit");
   app.add_option("--model", model_path, "Model file (safetensors, from tools/train)")
       ->required();
   app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
