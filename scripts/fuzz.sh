@@ -19,7 +19,7 @@ build_dir=${SIMDNN_FUZZ_BUILD_DIR:-build-fuzz}
 targets=(${FUZZ_TARGETS:-idx safetensors image request http})
 jobs=${FUZZ_JOBS:-$(nproc)}
 
-./scripts/setup.sh
+./scripts/setup.sh --test
 # Tools on: fuzz_request links serving's request parser (simdnn::serving), built only with the tools.
 cmake -S . -B "$build_dir" -DCMAKE_CXX_COMPILER=clang++ -DSIMDNN_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \

@@ -1,7 +1,31 @@
 #!/usr/bin/env bash
-# Installs everything simdnn needs to build, test and train, from Debian's packages.
-# Idempotent: packages already present are skipped, so a second run costs a dpkg query.
+# Installs what simdnn needs from Debian's packages. Idempotent: packages already present are
+# skipped, so a second run costs a dpkg query.
+#
+#   scripts/setup.sh          build and train (scripts/train.sh): compiler, CMake, the libraries,
+#                             the data set
+#   scripts/setup.sh --test   also the test, fuzzing and packaging extras (scripts/test.sh,
+#                             test-sanitizers.sh, fuzz.sh, CI): clang with its sanitizer
+#                             runtimes and libFuzzer, LLVM's OpenMP runtime, and what the .deb
+#                             tests use (dpkg-dev, lintian, help2man, systemd-analyze)
+#
+# SIMDNN_BENCH_DEPS=1 adds the libraries the benchmarks compare against (optional).
 set -euo pipefail
+
+with_test=0
+for arg in "$@"; do
+  case $arg in
+    --test) with_test=1 ;;
+    -h | --help)
+      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "setup: unknown argument '$arg' (--test or nothing)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 packages=(
   build-essential cmake pkg-config python3
@@ -10,10 +34,18 @@ packages=(
   # serving/: Boost.Beast and Asio (header-only) and OpenSSL for TLS.
   libboost1.81-dev libssl-dev
   dataset-fashion-mnist
-  # Fuzzing (scripts/fuzz.sh: libFuzzer, ASan, UBSan) and the TSan build: clang with its
-  # sanitizer runtimes and LLVM's OpenMP runtime.
-  clang libclang-rt-14-dev libomp-14-dev
 )
+if ((with_test)); then
+  packages+=(
+    # Fuzzing (scripts/fuzz.sh: libFuzzer, ASan, UBSan) and the TSan build: clang with its
+    # sanitizer runtimes and LLVM's OpenMP runtime.
+    clang libclang-rt-14-dev libomp-14-dev
+    # The Debian package tests (ctest -L deb): dpkg-shlibdeps (with file, which CPack uses to
+    # find the binaries) computes the package's dependencies, help2man writes the man pages,
+    # lintian checks the packages, systemd-analyze verifies the unit, curl talks to the server.
+    dpkg-dev file help2man lintian systemd curl
+  )
+fi
 # Bench-only comparisons (optional; the build works without them).
 if [[ "${SIMDNN_BENCH_DEPS:-0}" == "1" ]]; then
   packages+=(libopenblas-dev libdnnl-dev)

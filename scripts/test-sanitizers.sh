@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 mode=address
 if [[ $# -gt 0 && ( "$1" == address || "$1" == thread ) ]]; then mode=$1; shift; fi
 
-./scripts/setup.sh
+./scripts/setup.sh --test
 jobs=$(nproc)
 # -O1: fast enough to compile (Highway builds every kernel once per SIMD target) and to run the
 # training tests, while keeping stack traces readable.

@@ -5,7 +5,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "io_test_support.h"
 #include "simdnn/idx.h"
@@ -21,10 +23,13 @@ struct RunResult {
   std::string out, err;
 };
 
-RunResult run_train(const simdnn::test::TempDir& dir, const std::string& args) {
+// Runs the trainer with stdout and stderr redirected to files (so stderr is not a terminal),
+// with --no-progress unless `progress` is set.
+RunResult run_train(const simdnn::test::TempDir& dir, const std::string& args,
+                    bool progress = false) {
   const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd = std::string(SIMDNN_TRAIN_BIN) + " --no-progress " + args + " >" +
-                          out.string() + " 2>" + err.string();
+  const std::string cmd = std::string(SIMDNN_TRAIN_BIN) + (progress ? " " : " --no-progress ") +
+                          args + " >" + out.string() + " 2>" + err.string();
   const int status = std::system(cmd.c_str());
   auto slurp = [](const fs::path& p) {
     auto bytes = simdnn::test::read_raw(p);
@@ -82,6 +87,62 @@ TEST_CASE("train CLI: same seed gives the same model file on 1 and 2 threads, an
   const auto acc_pos = j.out.rfind("\"test_accuracy\":");
   REQUIRE(acc_pos != std::string::npos);
   CHECK(std::stod(j.out.substr(acc_pos + 16)) > 0.9);
+}
+
+// Lines of `text` that start with `prefix`.
+std::vector<std::string> lines_starting_with(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> lines;
+  std::stringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) == 0) lines.push_back(line);
+  }
+  return lines;
+}
+
+TEST_CASE("train CLI: progress on a non-terminal stderr is plain lines, one per epoch") {
+  simdnn::test::TempDir dir("train-cli-progress");
+  // 400 samples in batches of 32: 13 batches, so every tenth of the epoch ends a batch.
+  write_dataset(dir / "data", 400, 50);
+  const std::string common = "--data " + (dir / "data").string() + " --epochs 2 --seed 4 ";
+
+  // Default: a short epoch logs only its end (10 s between in-epoch lines), with no carriage
+  // returns or bar redraws.
+  RunResult quiet = run_train(dir, common + "--out " + (dir / "a.st").string(), true);
+  REQUIRE_MESSAGE(quiet.exit_code == 0, quiet.err);
+  CHECK(quiet.err.find('\r') == std::string::npos);
+  const auto ends = lines_starting_with(quiet.err, "epoch ");
+  REQUIRE_MESSAGE(ends.size() == 2, quiet.err);
+  CHECK(ends[0].rfind("epoch 1/2 - 400/400 - ", 0) == 0);
+  CHECK(ends[1].rfind("epoch 2/2 - 400/400 - ", 0) == 0);
+  CHECK(ends[1].find(" samples/s - loss ") != std::string::npos);
+
+  // --progress-interval 0: a line at every tenth of each epoch (10% .. 90%), then its end.
+  RunResult chatty =
+      run_train(dir, common + "--progress-interval 0 --out " + (dir / "b.st").string(), true);
+  REQUIRE_MESSAGE(chatty.exit_code == 0, chatty.err);
+  const auto lines = lines_starting_with(chatty.err, "epoch ");
+  REQUIRE_MESSAGE(lines.size() == 20, chatty.err);
+  for (int epoch = 1; epoch <= 2; ++epoch) {
+    for (int tenth = 1; tenth <= 9; ++tenth) {
+      const std::string& line = lines[(epoch - 1) * 10 + tenth - 1];
+      CAPTURE(line);
+      CHECK(line.rfind("epoch " + std::to_string(epoch) + "/2 - " + std::to_string(tenth * 10) +
+                           "% ", 0) == 0);
+      CHECK(line.find(" ETA ") != std::string::npos);
+    }
+    CHECK(lines[(epoch - 1) * 10 + 9].rfind("epoch " + std::to_string(epoch) + "/2 - 400/400 - ",
+                                            0) == 0);
+  }
+  // Progress does not change what is trained.
+  CHECK(file_bytes(dir / "a.st") == file_bytes(dir / "b.st"));
+
+  // --no-progress: nothing on stderr; a negative interval is refused.
+  RunResult none = run_train(dir, common + "--out " + (dir / "c.st").string());
+  REQUIRE(none.exit_code == 0);
+  CHECK(none.err.empty());
+  RunResult bad = run_train(dir, common + "--progress-interval -1 --out " + (dir / "d.st").string());
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("--progress-interval") != std::string::npos);
 }
 
 TEST_CASE("train CLI: resuming from an epoch checkpoint ends at the same model") {

@@ -39,6 +39,7 @@
 #include "simdnn/tensor.h"
 #include "simdnn/threading.h"
 #include "simdnn/training.h"
+#include "tool_version.h"
 
 namespace {
 
@@ -275,6 +276,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Classifies images with a simdnn model, or evaluates it on an MNIST-format set"};
   app.footer(kFooter);
   Options o;
+  app.set_version_flag("--version", [] { return simdnn::tools::version_text("predict"); },
+                       "Print the version, the commit and the SIMD target, then exit");
   app.add_option("--model", o.model, "Model file (safetensors, from tools/train)")->required();
   auto* images = app.add_option("images", o.images,
                                 "Image files: PNG, JPEG, BMP, GIF, PGM/PPM, TGA, PSD, HDR");

@@ -29,6 +29,7 @@
 #include "simdnn/serving/serve_config.h"
 #include "simdnn/serving/server.h"
 #include "simdnn/threading.h"
+#include "tool_version.h"
 
 namespace {
 
@@ -91,6 +92,8 @@ int main(int argc, char** argv) {
   simdnn::serving::ServeOptions options;
   std::string model_path;
   std::string auth_token_file;
+  app.set_version_flag("--version", [] { return simdnn::tools::version_text("serve"); },
+                       "Print the version, the commit and the SIMD target, then exit");
   simdnn::serving::RepositoryOptions models;
   std::vector<std::string> policies;
   std::string canary;

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <span>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -35,6 +36,7 @@
 #include "simdnn/simd_targets.h"
 #include "simdnn/threading.h"
 #include "tools/training_plot.h"
+#include "tool_version.h"
 
 namespace {
 
@@ -61,6 +63,7 @@ struct Options {
   bool json = false;
   bool progress = true;
   std::string plot;  // SVG of the curves and the confusion matrix; empty: none
+  double progress_interval = 10.0;  // seconds between in-epoch lines when stderr is no terminal
 };
 
 // A failure the user can fix: printed as "train: <message>", exit 1.
@@ -163,6 +166,55 @@ void print_progress(int epoch, int epochs, size_t done, size_t total, double los
   std::fflush(stderr);
 }
 
+// Progress when stderr is not a terminal (a pipe, a file, the journal), like Keras' verbose=2:
+// plain lines, no carriage returns. Within an epoch, at most one line per 10% of it and only
+// once --progress-interval seconds have passed since the last line, so a short epoch logs
+// nothing until its end and a long one logs no more than ten lines.
+class ProgressLog {
+ public:
+  ProgressLog(int epochs, double interval) : epochs_(epochs), interval_(interval) {}
+
+  void on_batch(const simdnn::BatchProgress& p) {
+    if (p.epoch != epoch_) {
+      epoch_ = p.epoch;
+      next_tenth_ = 1;
+      last_line_seconds_ = 0.0;
+    }
+    if (p.total == 0 || p.done >= p.total) return;  // the epoch's end has its own line
+    const size_t tenth = p.done * 10 / p.total;
+    if (tenth < next_tenth_) return;
+    next_tenth_ = tenth + 1;
+    if (p.seconds - last_line_seconds_ < interval_) return;
+    last_line_seconds_ = p.seconds;
+    const double rate = p.seconds > 0 ? static_cast<double>(p.done) / p.seconds : 0.0;
+    const double eta = rate > 0 ? static_cast<double>(p.total - p.done) / rate : 0.0;
+    std::fprintf(stderr, "epoch %d/%d - %zu%% %zu/%zu - %.1fs - loss %.4f - acc %.4f - ETA %.1fs\n",
+                 p.epoch, epochs_, tenth * 10, p.done, p.total, p.seconds, p.loss, p.accuracy,
+                 eta);
+    std::fflush(stderr);
+  }
+
+  void on_epoch_end(const simdnn::EpochResult& r) const {
+    std::fprintf(stderr, "epoch %d/%d - %zu/%zu - %.1fs - %.0f samples/s - loss %.4f - acc %.4f",
+                 r.epoch, epochs_, r.samples, r.samples, r.seconds,
+                 r.seconds > 0 ? static_cast<double>(r.samples) / r.seconds : 0.0, r.loss,
+                 r.accuracy);
+    if (r.validation) {
+      std::fprintf(stderr, " - val_loss %.4f - val_acc %.4f", r.validation->loss,
+                   r.validation->accuracy);
+    }
+    std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  int epochs_;
+  double interval_;
+  int epoch_ = 0;
+  size_t next_tenth_ = 1;
+  double last_line_seconds_ = 0.0;
+};
+
 // Per-epoch lines on stdout: text, or JSON lines with --json.
 void print_epoch(const Options& o, const simdnn::EpochResult& r,
                  const simdnn::Evaluation& test_eval) {
@@ -257,6 +309,7 @@ int run(const Options& o) {
     throw UsageError("--plot writes an SVG picture: give a file name ending in .svg, got '" +
                      o.plot + "'");
   }
+  if (!(o.progress_interval >= 0)) throw UsageError("--progress-interval must be >= 0 seconds");
   const std::vector<size_t> hidden = parse_hidden(o.hidden);
   const simdnn::Activation activation = simdnn::parse_activation(o.activation);
   std::unique_ptr<simdnn::Optimizer> optimizer = make_optimizer(o);
@@ -305,7 +358,11 @@ int run(const Options& o) {
   const simdnn::LabelledSamples val_part = all.slice(train_count, val_count);
   const simdnn::LabelledSamples test_set{test.images.pixels, test.labels.labels, features};
 
-  const bool show_progress = o.progress && isatty(STDERR_FILENO);
+  // A terminal gets a progress bar redrawn in place; anything else gets plain lines.
+  const bool stderr_is_terminal = isatty(STDERR_FILENO) != 0;
+  const bool show_progress = o.progress && stderr_is_terminal;
+  std::optional<ProgressLog> progress_log;
+  if (o.progress && !stderr_is_terminal) progress_log.emplace(o.epochs, o.progress_interval);
   if (o.json) {
     std::cout << json{{"event", "start"},
                       {"data", o.data},
@@ -341,6 +398,8 @@ int run(const Options& o) {
         print_progress(p.epoch, o.epochs, p.done, p.total, p.loss, p.accuracy, p.seconds);
       }
     };
+  } else if (progress_log) {
+    callbacks.on_batch = [&](const simdnn::BatchProgress& p) { progress_log->on_batch(p); };
   }
   simdnn::Evaluation test_eval;
   const auto evaluate_test = [&] {
@@ -349,6 +408,7 @@ int run(const Options& o) {
   };
   callbacks.on_epoch_end = [&](const simdnn::EpochResult& r) {
     if (show_progress) std::fprintf(stderr, "\n");
+    if (progress_log) progress_log->on_epoch_end(r);
     evaluate_test();
     print_epoch(o, r, test_eval);
     return true;
@@ -408,7 +468,14 @@ int main(int argc, char** argv) {
                  "validation with --val-split) and the confusion matrix (validation set, or the "
                  "test set without --val-split)");
   app.add_flag("--json", o.json, "JSON lines on stdout");
-  app.add_flag("!--no-progress", o.progress, "no progress bar on stderr");
+  app.set_version_flag("--version", [] { return simdnn::tools::version_text("train"); },
+                       "Print the version, the commit and the SIMD target, then exit");
+  app.add_flag("!--no-progress", o.progress,
+               "no progress on stderr (a bar on a terminal, else one line per epoch)");
+  app.add_option("--progress-interval", o.progress_interval,
+                 "when stderr is not a terminal: seconds between lines within an epoch (at most "
+                 "one per 10% of it; the end of every epoch is always logged)")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
