@@ -9,6 +9,9 @@ packages=(
   libcli11-dev nlohmann-json3-dev prometheus-cpp-dev
   # serving/: Boost.Beast and Asio (header-only) and OpenSSL for TLS.
   libboost1.81-dev libssl-dev
+  # store/: the prediction store (SQLite); deploy/: promtool for the alert-rule tests and the
+  # Prometheus server the monitoring test scrapes serve with.
+  libsqlite3-dev prometheus
   dataset-fashion-mnist
   # Fuzzing (scripts/fuzz.sh: libFuzzer, ASan, UBSan) and the TSan build: clang with its
   # sanitizer runtimes and LLVM's OpenMP runtime.
