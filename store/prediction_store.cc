@@ -91,6 +91,7 @@ CREATE INDEX IF NOT EXISTS predictions_time_ms ON predictions(time_ms);
 )sql";
 
 struct Feedback {
+  std::string model;
   std::string request_id;
   int32_t label;
   std::promise<FeedbackResult> done;
@@ -209,12 +210,13 @@ struct PredictionStore::Impl {
     }
   }
 
-  FeedbackResult feedback(const std::string& request_id, int32_t label, Statement& find,
-                          Statement& update) {
+  FeedbackResult feedback(const std::string& model, const std::string& request_id,
+                          int32_t label, Statement& find, Statement& update) {
     FeedbackResult result;
     sqlite3_stmt* f = find.get();
     sqlite3_bind_text(f, 1, request_id.data(), static_cast<int>(request_id.size()),
                       SQLITE_STATIC);
+    sqlite3_bind_text(f, 2, model.data(), static_cast<int>(model.size()), SQLITE_STATIC);
     const int rc = sqlite3_step(f);
     if (rc == SQLITE_DONE) {
       find.reset();
@@ -266,7 +268,7 @@ struct PredictionStore::Impl {
     Statement begin(db, "BEGIN", p), commit(db, "COMMIT", p), rollback(db, "ROLLBACK", p);
     Statement find(db,
                    "SELECT id,model,version,predicted_class,feedback_label FROM predictions "
-                   "WHERE request_id=?1 ORDER BY id DESC LIMIT 1",
+                   "WHERE request_id=?1 AND (?2='' OR model=?2) ORDER BY id DESC LIMIT 1",
                    p);
     Statement update(db,
                      "UPDATE predictions SET feedback_label=?1,feedback_time_ms=?2 WHERE id=?3",
@@ -298,7 +300,7 @@ struct PredictionStore::Impl {
       for (Request& r : pending) {
         if (auto* fb = std::get_if<Feedback>(&r)) {
           try {
-            fb->done.set_value(feedback(fb->request_id, fb->label, find, update));
+            fb->done.set_value(feedback(fb->model, fb->request_id, fb->label, find, update));
           } catch (...) {
             fb->done.set_exception(std::current_exception());
           }
@@ -368,11 +370,12 @@ bool PredictionStore::record(PredictionRecord record) {
   return true;
 }
 
-FeedbackResult PredictionStore::record_feedback(const std::string& request_id, int32_t label) {
+FeedbackResult PredictionStore::record_feedback(const std::string& model,
+                                                const std::string& request_id, int32_t label) {
   std::future<FeedbackResult> result;
   {
     std::lock_guard lock(impl_->mutex);
-    Feedback fb{request_id, label, {}};
+    Feedback fb{model, request_id, label, {}};
     result = fb.done.get_future();
     impl_->requests.emplace_back(std::move(fb));
   }

@@ -194,17 +194,21 @@ TEST_CASE("prediction store: feedback is recorded once, for queued rows too; unk
   PredictionRecord r = make_record(7);
   r.version = "12";
   REQUIRE(store.record(r));
-  FeedbackResult fb = store.record_feedback("req-7", 3);
+  FeedbackResult fb = store.record_feedback("", "req-7", 3);
   CHECK(fb.status == FeedbackStatus::kRecorded);
   CHECK(fb.model == "fashion");
   CHECK(fb.version == "12");
   CHECK(fb.predicted_class == 7);
 
-  FeedbackResult again = store.record_feedback("req-7", 4);
+  FeedbackResult again = store.record_feedback("", "req-7", 4);
   CHECK(again.status == FeedbackStatus::kDuplicate);
   CHECK(again.predicted_class == 7);
-  CHECK(store.record_feedback("req-404", 1).status == FeedbackStatus::kUnknown);
-  CHECK(store.record_feedback("", 1).status == FeedbackStatus::kUnknown);
+  CHECK(store.record_feedback("", "req-404", 1).status == FeedbackStatus::kUnknown);
+  // Another model's prediction with that id is not this one.
+  REQUIRE(store.record(make_record(8)));
+  CHECK(store.record_feedback("digits", "req-8", 1).status == FeedbackStatus::kUnknown);
+  CHECK(store.record_feedback("fashion", "req-8", 1).status == FeedbackStatus::kRecorded);
+  CHECK(store.record_feedback("", "", 1).status == FeedbackStatus::kUnknown);
 
   Db db(path);
   CHECK(db.number("SELECT feedback_label FROM predictions WHERE request_id='req-7'") == 3);
@@ -231,11 +235,11 @@ TEST_CASE("prediction store: SQL in ids, model names and versions is stored as d
     REQUIRE(store.record(r));
   }
   for (const std::string& id : hostile) {
-    CHECK(store.record_feedback(id, 5).status == FeedbackStatus::kRecorded);
-    CHECK(store.record_feedback(id, 5).status == FeedbackStatus::kDuplicate);
+    CHECK(store.record_feedback("", id, 5).status == FeedbackStatus::kRecorded);
+    CHECK(store.record_feedback("", id, 5).status == FeedbackStatus::kDuplicate);
   }
   // Only the hostile rows got feedback; req-1 is untouched and the table is whole.
-  CHECK(store.record_feedback("' OR 1=1 --", 5).status == FeedbackStatus::kUnknown);
+  CHECK(store.record_feedback("", "' OR 1=1 --", 5).status == FeedbackStatus::kUnknown);
   Db db(path);
   CHECK(db.number("SELECT count(*) FROM predictions") == 1 + static_cast<long long>(hostile.size()));
   CHECK(db.number("SELECT count(*) FROM predictions WHERE feedback_label IS NULL") == 1);
@@ -306,7 +310,7 @@ TEST_CASE("prediction store: SIGKILL of the writing process mid-stream loses at 
   PredictionStore store(path, {.batch_interval = 10ms});
   const long long before = Db(path).number("SELECT count(*) FROM predictions");
   REQUIRE(store.record(make_record(999999)));
-  CHECK(store.record_feedback("req-999999", 1).status == FeedbackStatus::kRecorded);
+  CHECK(store.record_feedback("", "req-999999", 1).status == FeedbackStatus::kRecorded);
   CHECK(Db(path).number("SELECT count(*) FROM predictions") == before + 1);
 }
 

@@ -101,11 +101,12 @@ class PredictionStore {
   // queue: returns false (and counts a drop) instead.
   bool record(PredictionRecord record);
 
-  // Stores `label` as the ground truth of the latest prediction with this request id. The
-  // writer commits every record queued before this call first, so feedback for a prediction
-  // still in the queue is found. Blocks the caller until the writer has answered (about one
-  // batch_interval at most). Throws StoreError when the database fails.
-  FeedbackResult record_feedback(const std::string& request_id, int32_t label);
+  // Stores `label` as the ground truth of the latest prediction of `model` ("" : any model)
+  // with this request id. The writer commits every record queued before this call first, so
+  // feedback for a prediction still in the queue is found. Blocks the caller until the writer
+  // has answered (it wakes at once; one transaction). Throws StoreError when the database fails.
+  FeedbackResult record_feedback(const std::string& model, const std::string& request_id,
+                                 int32_t label);
 
   // Returns once every record queued before the call is committed (or failed).
   void flush();
