@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string>
 
+#include "feedback_request.h"
 #include "prediction_service.h"
 
 namespace simdnn::serving {
@@ -39,6 +40,13 @@ Reply PredictionService::route_v2(const Request& request, Exchange& exchange) {
     Metrics::InFlight guard(metrics_);
     return ready_.load() ? json_reply(200, R"({"ready":true})")
                          : json_reply(503, R"({"ready":false})");
+  }
+  if (const auto feedback_model = feedback_model_of(path)) {
+    if (request.method != "POST") return method_not_allowed("POST", path);
+    if (options_.auth_inference) {
+      if (auto denied = token_.require_token(request)) return std::move(*denied);
+    }
+    return feedback(request, *feedback_model);
   }
   OipModelPath target;
   if (!parse_oip_model_path(path, target)) {

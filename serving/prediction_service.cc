@@ -1,6 +1,7 @@
 #include "prediction_service.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <charconv>
 #include <chrono>
@@ -35,6 +36,29 @@ std::string media_type(std::string_view content_type) {
   return t;
 }
 
+MonitorOptions monitor_options(const ServeOptions& o) {
+  if (o.store_queue == 0 || o.accuracy_window == 0 || o.drift_window == 0) {
+    throw std::invalid_argument("--store-queue, --accuracy-window and --drift-window must be >= 1");
+  }
+  if (!(o.store_max_age_hours >= 0)) {
+    throw std::invalid_argument("--store-max-age-hours must be >= 0");
+  }
+  if (o.store_inputs && o.store.empty()) {
+    throw std::invalid_argument("--store-inputs needs --store FILE");
+  }
+  MonitorOptions m;
+  m.store = o.store;
+  m.store_inputs = o.store_inputs;
+  m.store_options.queue_capacity = o.store_queue;
+  m.store_options.max_age =
+      std::chrono::seconds(static_cast<int64_t>(std::llround(o.store_max_age_hours * 3600)));
+  m.store_options.max_rows = o.store_max_rows;
+  m.quality.accuracy_window = o.accuracy_window;
+  m.quality.prediction_window = o.drift_window;
+  m.top_k = static_cast<size_t>(std::max(1, o.default_top_k));
+  return m;
+}
+
 }  // namespace
 
 PredictionService::PredictionService(Model model, const ServeOptions& options)
@@ -46,7 +70,10 @@ PredictionService::PredictionService(Model model, const ServeOptions& options)
                                                        json::error_handler_t::replace)),
       model_name_(options.model_name.empty() ? "model" : options.model_name),
       token_(options.auth_token),
-      access_log_(options.access_log, options.log_sample) {
+      access_log_(options.access_log, options.log_sample),
+      monitor_(monitor_options(options)) {
+  monitored_ = &monitor_.version(model_name_, workers_.info().version, workers_.info(),
+                                 workers_.num_classes());
   if (options.auth_inference && options.auth_token.empty()) {
     throw std::invalid_argument("--auth-inference needs a token (--auth-token-file)");
   }
@@ -143,7 +170,8 @@ Reply PredictionService::readyz() {
 
 Reply PredictionService::metrics_text() {
   Metrics::InFlight guard(metrics_);
-  return {200, metrics_.render(), kMetricsContentType, {}};
+  // The live-quality and store metrics render as a block of their own (model_monitor.h).
+  return {200, metrics_.render() + monitor_.render(), kMetricsContentType, {}};
 }
 
 Reply PredictionService::predict(std::string_view content_type,
@@ -231,6 +259,7 @@ const Tensor& PredictionService::run_model(Worker& worker, Exchange& exchange) {
     exchange.predicted_class = best;
     exchange.confidence = p[best];
   }
+  monitor_.observe(*monitored_, exchange.id, worker.x, probs, workers_.info().pixel_scale);
   return probs;
 }
 

@@ -13,6 +13,7 @@
 #include "access_log.h"
 #include "auth.h"
 #include "http_message.h"
+#include "model_monitor.h"
 #include "oip.h"
 #include "simdnn/model.h"
 #include "simdnn/serving/metrics.h"
@@ -83,6 +84,8 @@ class PredictionService {
   // Everything under /v2 (oip_service.cc).
   Reply route_v2(const Request& request, Exchange& exchange);
   Reply oip_infer(const Request& request, Exchange& exchange);
+  // POST /v2/models/{name}/feedback (feedback.cc).
+  Reply feedback(const Request& request, std::string_view model);
   // The model's predictions for worker.x: runs the model and observes the inference metrics;
   // records the first instance's class in `exchange`.
   const Tensor& run_model(Worker& worker, Exchange& exchange);
@@ -96,6 +99,8 @@ class PredictionService {
   OipLimits oip_limits_;
   TokenCheck token_;
   AccessLog access_log_;
+  ModelMonitor monitor_;
+  MonitoredVersion* monitored_ = nullptr;  // the one model's series in monitor_
   std::atomic<bool> ready_{true};
 };
 
