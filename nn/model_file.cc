@@ -60,6 +60,35 @@ size_t meta_size(const SafetensorsFile& f, std::string_view name, const char* ke
   return v;
 }
 
+// Finite weights can still overflow (a weight of 1e30 gives inf, then NaN probabilities):
+// one forward pass on fixed inputs (a blank image and a ramp over the pixel range) must give
+// finite probabilities that sum to 1.
+void self_test(const Model& model, std::string_view name) {
+  const ModelInfo& info = model.info();
+  const size_t n = info.input_size();
+  Tensor x(Shape{2, n});
+  for (size_t i = 0; i < n; ++i) {
+    x.data()[i] = 0.0f;
+    x.data()[n + i] = static_cast<float>(i * 255 / std::max<size_t>(1, n - 1)) * info.pixel_scale;
+  }
+  const Tensor p = model.predict(x, 1);
+  for (size_t r = 0; r < p.rows(); ++r) {
+    double sum = 0;
+    for (size_t c = 0; c < p.cols(); ++c) {
+      const float v = p.data()[r * p.cols() + c];
+      if (!std::isfinite(v) || v < 0 || v > 1) {
+        bad(name, "self-test: the model outputs " + std::to_string(v) + " for class " +
+                      std::to_string(c) + " on a fixed input (weights too large?)");
+      }
+      sum += v;
+    }
+    if (std::abs(sum - 1.0) > 1e-3) {
+      bad(name, "self-test: the probabilities sum to " + std::to_string(sum) +
+                    " on a fixed input, expected 1");
+    }
+  }
+}
+
 }  // namespace
 
 Model model_from_safetensors(const SafetensorsFile& file, std::string_view name) {
@@ -79,8 +108,11 @@ Model model_from_safetensors(const SafetensorsFile& file, std::string_view name)
     const std::string& s = meta(file, name, "pixel_scale");
     float v = 0;
     auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(v) || v <= 0) {
-      bad(name, "__metadata__ \"pixel_scale\" must be a positive number, got \"" + s + "\"");
+    if (ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(v) ||
+        v < kMinPixelScale || v > kMaxPixelScale) {
+      bad(name, "__metadata__ \"pixel_scale\" must be a number in " +
+                    std::to_string(kMinPixelScale) + ".." + std::to_string(kMaxPixelScale) +
+                    " (1/255 maps pixels to 0..1), got \"" + s + "\"");
     }
     info.pixel_scale = v;
   }
@@ -122,27 +154,55 @@ Model model_from_safetensors(const SafetensorsFile& file, std::string_view name)
     }
   }
 
-  Rng rng(0);  // the weights are overwritten below
-  Model model(std::move(info), std::move(layers), rng);
-  std::vector<Parameter*> params = model.parameters();
-  size_t model_tensors = 0;
+  if (layers.back().activation != Activation::kSoftmax) {
+    bad(name, std::string("the output layer's activation is \"") +
+                  activation_name(layers.back().activation) +
+                  "\", expected \"softmax\" (a classifier must output probabilities)");
+  }
+
+  // Every tensor the architecture implies must be present with its shape before anything is
+  // allocated: the metadata alone could claim gigabytes of weights in a file of a few bytes.
+  std::vector<std::pair<std::string, Shape>> expected;
+  {
+    size_t in = info.input_size();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const std::string prefix = "dense_" + std::to_string(i);
+      expected.emplace_back(prefix + ".weight", Shape{in, layers[i].units});
+      expected.emplace_back(prefix + ".bias", Shape{layers[i].units});
+      in = layers[i].units;
+    }
+  }
   for (const auto& [tensor_name, tensor] : file.tensors) {
     if (tensor_name.rfind("training.", 0) == 0) continue;
-    ++model_tensors;
-    auto p = std::find_if(params.begin(), params.end(),
-                          [&n = tensor_name](Parameter* q) { return q->name == n; });
-    if (p == params.end()) bad(name, "unexpected tensor \"" + tensor_name + "\"");
-    if (tensor.shape() != (*p)->value.shape()) {
-      bad(name, "tensor \"" + tensor_name + "\" has shape " + tensor.shape().to_string() +
-                    ", the architecture needs " + (*p)->value.shape().to_string());
-    }
-    std::copy_n(tensor.data(), tensor.size(), (*p)->value.data());
-  }
-  if (model_tensors != params.size()) {
-    for (Parameter* p : params) {
-      if (!file.find(p->name)) bad(name, "missing tensor \"" + p->name + "\"");
+    if (std::none_of(expected.begin(), expected.end(),
+                     [&n = tensor_name](const auto& e) { return e.first == n; })) {
+      bad(name, "unexpected tensor \"" + tensor_name + "\"");
     }
   }
+  for (const auto& [tensor_name, shape] : expected) {
+    const Tensor* tensor = file.find(tensor_name);
+    if (!tensor) bad(name, "missing tensor \"" + tensor_name + "\"");
+    if (tensor->shape() != shape) {
+      bad(name, "tensor \"" + tensor_name + "\" has shape " + tensor->shape().to_string() +
+                    ", the architecture needs " + shape.to_string());
+    }
+    const float* d = tensor->data();
+    const float* bad_value =
+        std::find_if(d, d + tensor->size(), [](float v) { return !std::isfinite(v); });
+    if (bad_value != d + tensor->size()) {
+      bad(name, "tensor \"" + tensor_name + "\" holds a non-finite value (" +
+                    std::to_string(*bad_value) + ") at index " +
+                    std::to_string(bad_value - d));
+    }
+  }
+
+  Rng rng(0);  // the weights are overwritten below
+  Model model(std::move(info), std::move(layers), rng);
+  for (Parameter* p : model.parameters()) {
+    const Tensor* tensor = file.find(p->name);
+    std::copy_n(tensor->data(), tensor->size(), p->value.data());
+  }
+  self_test(model, name);
   return model;
 }
 

@@ -1,6 +1,9 @@
 // The model file: round trip with identical predictions, and validation of what is loaded.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -163,5 +166,65 @@ TEST_CASE("model file: architecture and shapes are validated") {
     auto f = simdnn::model_to_safetensors(model);
     f.tensors.emplace_back("training.dense_0.weight.m", Tensor({20, 7}));
     CHECK(load_error(f).empty());
+  }
+}
+
+// Issue 11: models an attacker (or a diverged training run) could hand to predict and serve.
+TEST_CASE("model file: hostile models are refused with a message naming the problem") {
+  simdnn::Model model = small_model(6);
+  SUBCASE("NaN or Inf weight") {
+    for (float v : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+      auto f = simdnn::model_to_safetensors(model);
+      f.tensors[2].second.data()[3] = v;
+      const std::string msg = load_error(f);
+      CHECK(msg.find("m.safetensors") != std::string::npos);
+      CHECK(msg.find("non-finite") != std::string::npos);
+      CHECK(msg.find(f.tensors[2].first) != std::string::npos);
+    }
+  }
+  SUBCASE("output layer that is not softmax") {
+    auto f = simdnn::model_to_safetensors(model);
+    f.metadata["layers"] =
+        R"([{"units":7,"activation":"relu"},{"units":6,"activation":"relu"},{"units":3,"activation":"relu"}])";
+    const std::string msg = load_error(f);
+    CHECK(msg.find("\"relu\", expected \"softmax\"") != std::string::npos);
+  }
+  SUBCASE("absurd pixel_scale") {
+    for (const char* s : {"1e-30", "0", "-1", "nan", "inf", "1e6"}) {
+      auto f = simdnn::model_to_safetensors(model);
+      f.metadata["pixel_scale"] = s;
+      CHECK_MESSAGE(load_error(f).find("pixel_scale") != std::string::npos, s);
+    }
+    auto f = simdnn::model_to_safetensors(model);
+    f.metadata["pixel_scale"] = "1";  // raw pixels: sane
+    CHECK(load_error(f).empty());
+  }
+  SUBCASE("finite weights that overflow fail the self-test") {
+    auto f = simdnn::model_to_safetensors(model);
+    for (auto& [name, t] : f.tensors) {
+      for (size_t i = 0; i < t.size(); ++i) t.data()[i] = 1e30f;
+    }
+    CHECK(load_error(f).find("self-test") != std::string::npos);
+  }
+  SUBCASE("metadata claiming a huge input with no tensors fails before allocating") {
+    simdnn::SafetensorsFile f = simdnn::model_to_safetensors(model);
+    f.tensors.clear();
+    f.metadata["input_height"] = "4096";
+    f.metadata["input_width"] = "4096";
+    f.metadata["layers"] = R"([{"units":65536,"activation":"relu"},{"units":3,"activation":"softmax"}])";
+    const std::vector<uint8_t> bytes = simdnn::serialize_safetensors(f);
+    CHECK(bytes.size() < 1024);
+    const size_t rss_before = simdnn::test::rss_kb(getpid());
+    std::string msg;
+    try {
+      simdnn::model_from_safetensors(simdnn::parse_safetensors(bytes, "m.safetensors"),
+                                     "m.safetensors");
+    } catch (const simdnn::IoError& e) {
+      msg = e.what();
+    }
+    CHECK(msg.find("missing tensor \"dense_0.weight\"") != std::string::npos);
+    // 4096*4096*65536 floats would be 4 PiB; nothing near that (not even 64 MiB) was touched.
+    CHECK(simdnn::test::rss_kb(getpid()) < rss_before + 64 * 1024);
   }
 }

@@ -18,10 +18,18 @@ namespace simdnn {
 // (<simdnn/reference_profile.h>: JSON {"samples","class_frequencies","intensity_histogram"}).
 SafetensorsFile model_to_safetensors(const Model& model);
 
-// Rebuilds a model, validating everything: format and version, metadata values, layer list,
-// class names, and that each tensor exists with the shape the architecture implies. Tensors
-// whose names start with "training." (checkpoint state) are ignored; any other extra tensor is
-// an error. Throws IoError starting with name_for_errors.
+// The accepted "pixel_scale" range: input feature = pixel (0..255) * pixel_scale, so 1/255
+// (0..1) and 1 (raw pixels) are in, while 1e-30 (every input ~0) or 1e6 are not.
+inline constexpr float kMinPixelScale = 1e-6f;
+inline constexpr float kMaxPixelScale = 1.0f;
+
+// Rebuilds a model, validating everything before it is used: format and version, metadata
+// values (pixel_scale in kMinPixelScale..kMaxPixelScale), layer list (the output layer must be
+// softmax), class names, and that each tensor exists with the shape the architecture implies,
+// checked before anything is allocated (a small file cannot claim gigabytes), with finite
+// values only. Then a self-test: a forward pass on fixed inputs must give finite probabilities
+// summing to 1. Tensors whose names start with "training." (checkpoint state) are ignored;
+// any other extra tensor is an error. Throws IoError starting with name_for_errors.
 Model model_from_safetensors(const SafetensorsFile& file, std::string_view name_for_errors);
 
 // Atomic save (temporary file, then rename) and validated load. Throw IoError naming the path.
