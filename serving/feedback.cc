@@ -9,13 +9,16 @@ namespace simdnn::serving {
 
 Reply PredictionService::feedback(const Request& request, std::string_view model) {
   Metrics::InFlight guard(metrics_);
-  if (model != model_name_) {
-    return error_reply(404, "unknown model \"" + std::string(model) + "\": this server serves \"" +
-                                model_name_ + "\"");
-  }
+  // The label is checked against the primary live version's classes (a version with other
+  // classes under the same name would be another model).
+  const std::shared_ptr<const ModelSet> live = repository_->live();
+  Resolution resolved = live->resolve(model, std::nullopt, "");
+  if (!resolved.version) return error_reply(resolved.status, resolved.error);
+  const ModelVersion& primary = *live->find(model)->primary;
+  const std::string name(model);
   FeedbackRequest fb;
-  const ModelInfo& info = workers_.info();
-  if (auto error = parse_feedback_json(request.body, info.class_names, workers_.num_classes(), fb)) {
+  if (auto error = parse_feedback_json(request.body, primary.model.info().class_names,
+                                       primary.model.num_classes(), fb)) {
     return error_reply(error->status, error->message);
   }
   if (!monitor_.has_store()) {
@@ -23,10 +26,10 @@ Reply PredictionService::feedback(const Request& request, std::string_view model
   }
   // Waits for the store's writer (it commits what is queued, then looks the id up): one
   // transaction, on this thread.
-  const FeedbackOutcome out = monitor_.feedback(model_name_, fb.request_id, fb.label);
+  const FeedbackOutcome out = monitor_.feedback(name, fb.request_id, fb.label);
   switch (out.status) {
     case FeedbackStatus::kUnknown:
-      return error_reply(404, "no stored prediction of model \"" + model_name_ +
+      return error_reply(404, "no stored prediction of model \"" + name +
                                   "\" has request id " + json_quote(fb.request_id) +
                                   " (never made, dropped from a full store queue, or pruned)");
     case FeedbackStatus::kDuplicate:
@@ -35,7 +38,7 @@ Reply PredictionService::feedback(const Request& request, std::string_view model
     case FeedbackStatus::kRecorded:
       break;
   }
-  std::string body = "{\"model_name\":" + json_quote(model_name_) +
+  std::string body = "{\"model_name\":" + json_quote(name) +
                      ",\"model_version\":" + json_quote(out.version) +
                      ",\"request_id\":" + json_quote(fb.request_id) +
                      ",\"predicted_class\":" + std::to_string(out.predicted_class) +

@@ -9,6 +9,9 @@
 #include <prometheus/text_serializer.h>
 
 #include <array>
+#include <map>
+#include <string>
+#include <utility>
 #include <atomic>
 #include <mutex>
 #include <optional>
@@ -46,26 +49,37 @@ Endpoint endpoint_of(std::string_view path) {
   return Endpoint::kOther;
 }
 
+struct Metrics::ModelSeries {
+  prometheus::Histogram* inference_time = nullptr;
+  prometheus::Histogram* batch_size = nullptr;
+};
+
 struct Metrics::Impl {
-  Impl(const ModelInfo& info, size_t num_classes, size_t max_batch)
-      : registry(std::make_shared<prometheus::Registry>()),
+  explicit Impl(size_t max_batch)
+      : batch_boundaries(batch_buckets(max_batch)),
+        registry(std::make_shared<prometheus::Registry>()),
         requests(prometheus::BuildCounter()
                      .Name("http_requests_total")
                      .Help("HTTP requests answered, by endpoint and status code")
                      .Register(*registry)),
         inference_time(prometheus::BuildHistogram()
                            .Name("model_inference_time_seconds")
-                           .Help("Time in model.predict per request (one batched call)")
-                           .Register(*registry)
-                           // From 1 us: one image takes about 5 us.
-                           .Add({}, prometheus::Histogram::BucketBoundaries{
-                                        1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
-                                        2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0})),
+                           .Help("Time in model.predict per request (one batched call), by "
+                                 "model and version")
+                           .Register(*registry)),
         batch_size(prometheus::BuildHistogram()
                        .Name("model_batch_size")
-                       .Help("Instances per /predict request that reached the model")
-                       .Register(*registry)
-                       .Add({}, batch_buckets(max_batch))),
+                       .Help("Instances per request that reached the model, by model and "
+                             "version")
+                       .Register(*registry)),
+        model_info(prometheus::BuildGauge()
+                       .Name("model_info")
+                       .Help("The model versions being served (1 per live version)")
+                       .Register(*registry)),
+        load_failures(prometheus::BuildCounter()
+                          .Name("model_load_failures_total")
+                          .Help("Model versions that failed to load or validate, by model")
+                          .Register(*registry)),
         in_flight(prometheus::BuildGauge()
                       .Name("http_requests_in_flight")
                       .Help("Requests being handled right now")
@@ -86,23 +100,15 @@ struct Metrics::Impl {
                                  .Help("Connections closed at once: the server was at "
                                        "--max-connections")
                                  .Register(*registry)
-                                 .Add({})) {
-    const std::string input = std::to_string(info.input_height) + "x" +
-                              std::to_string(info.input_width);
-    prometheus::BuildGauge()
-        .Name("model_info")
-        .Help("The model being served (always 1)")
-        .Register(*registry)
-        .Add({{"version", info.version.empty() ? "unknown" : info.version},
-              {"input", input},
-              {"classes", std::to_string(num_classes)}})
-        .Set(1);
-  }
+                                 .Add({})) {}
 
+  prometheus::Histogram::BucketBoundaries batch_boundaries;
   std::shared_ptr<prometheus::Registry> registry;
   prometheus::Family<prometheus::Counter>& requests;
-  prometheus::Histogram& inference_time;
-  prometheus::Histogram& batch_size;
+  prometheus::Family<prometheus::Histogram>& inference_time;
+  prometheus::Family<prometheus::Histogram>& batch_size;
+  prometheus::Family<prometheus::Gauge>& model_info;
+  prometheus::Family<prometheus::Counter>& load_failures;
   prometheus::Gauge& in_flight;
   prometheus::Family<prometheus::Histogram>& durations;
   prometheus::Gauge& open_connections;
@@ -112,10 +118,48 @@ struct Metrics::Impl {
   std::array<std::array<std::atomic<prometheus::Counter*>, 500>, kEndpointCount> counters{};
   std::array<std::array<std::atomic<prometheus::Histogram*>, 500>, kEndpointCount> histograms{};
   std::mutex counters_mutex;
+  // By (model, version); std::map keeps the addresses stable.
+  std::map<std::pair<std::string, std::string>, ModelSeries> series;
+  std::vector<prometheus::Gauge*> live_info;
+  std::mutex models_mutex;
 };
 
-Metrics::Metrics(const ModelInfo& info, size_t num_classes, size_t max_batch)
-    : impl_(std::make_unique<Impl>(info, num_classes, max_batch)) {}
+Metrics::Metrics(size_t max_batch) : impl_(std::make_unique<Impl>(max_batch)) {}
+
+const Metrics::ModelSeries* Metrics::model_series(const std::string& model,
+                                                  const std::string& version) {
+  std::lock_guard lock(impl_->models_mutex);
+  auto [it, added] = impl_->series.try_emplace({model, version});
+  if (added) {
+    const prometheus::Labels labels{{"model", model}, {"version", version}};
+    // From 1 us: one image takes about 5 us.
+    it->second.inference_time = &impl_->inference_time.Add(
+        labels, prometheus::Histogram::BucketBoundaries{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5,
+                                                        1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3,
+                                                        1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0});
+    it->second.batch_size = &impl_->batch_size.Add(labels, impl_->batch_boundaries);
+  }
+  return &it->second;
+}
+
+void Metrics::set_live_models(const std::vector<LiveModelInfo>& live) {
+  std::lock_guard lock(impl_->models_mutex);
+  for (prometheus::Gauge* g : impl_->live_info) impl_->model_info.Remove(g);
+  impl_->live_info.clear();
+  for (const LiveModelInfo& m : live) {
+    prometheus::Gauge& g = impl_->model_info.Add(
+        {{"model", m.model},
+         {"version", m.version.empty() ? "unknown" : m.version},
+         {"input", std::to_string(m.input_height) + "x" + std::to_string(m.input_width)},
+         {"classes", std::to_string(m.classes)}});
+    g.Set(1);
+    impl_->live_info.push_back(&g);
+  }
+}
+
+void Metrics::count_load_failure(const std::string& model) {
+  impl_->load_failures.Add({{"model", model}}).Increment();
+}
 
 Metrics::~Metrics() = default;
 
@@ -157,9 +201,9 @@ void Metrics::connection_opened() { impl_->open_connections.Increment(); }
 void Metrics::connection_closed() { impl_->open_connections.Decrement(); }
 void Metrics::connection_rejected() { impl_->rejected_connections.Increment(); }
 
-void Metrics::observe_inference(double seconds, size_t instances) {
-  impl_->inference_time.Observe(seconds);
-  impl_->batch_size.Observe(static_cast<double>(instances));
+void Metrics::observe_inference(const ModelSeries& series, double seconds, size_t instances) {
+  series.inference_time->Observe(seconds);
+  series.batch_size->Observe(static_cast<double>(instances));
 }
 
 Metrics::InFlight::InFlight(Metrics& metrics) : metrics_(metrics) {

@@ -73,8 +73,14 @@ std::string oip_server_metadata() {
          R"(,"extensions":[]})";
 }
 
-std::string oip_model_metadata(std::string_view name, const ModelInfo& info, size_t classes) {
-  std::string out = R"({"name":)" + json_quote(name) + R"(,"versions":[)" + json_quote(info.version) +
+std::string oip_model_metadata(std::string_view name, const std::vector<std::string>& versions,
+                               const ModelInfo& info, size_t classes) {
+  std::string list;
+  for (const std::string& v : versions) {
+    if (!list.empty()) list += ',';
+    list += json_quote(v);
+  }
+  std::string out = R"({"name":)" + json_quote(name) + R"(,"versions":[)" + list +
                     R"(],"platform":"simdnn","inputs":[{"name":"input","datatype":"FP32","shape":[-1,)" +
                     std::to_string(info.input_size()) +
                     R"(]}],"outputs":[{"name":"probabilities","datatype":"FP32","shape":[-1,)" +

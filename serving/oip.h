@@ -67,8 +67,10 @@ std::string json_quote(std::string_view s);
 
 // GET /v2: {"name":"simdnn","version":...,"extensions":[]}.
 std::string oip_server_metadata();
-// GET /v2/models/{name}: name, versions, platform, inputs and outputs with their shapes.
-std::string oip_model_metadata(std::string_view name, const ModelInfo& info, size_t classes);
+// GET /v2/models/{name}: name, versions (the live ones), platform, inputs and outputs with
+// their shapes (those of `info`, the version asked for or the primary one).
+std::string oip_model_metadata(std::string_view name, const std::vector<std::string>& versions,
+                               const ModelInfo& info, size_t classes);
 
 // The infer response, replacing `out`: {"model_name","model_version","id","outputs":[
 // {"name":"probabilities","datatype":"FP32","shape":[N,classes],"data":[...]},

@@ -61,30 +61,40 @@ MonitorOptions monitor_options(const ServeOptions& o) {
 
 }  // namespace
 
-PredictionService::PredictionService(Model model, const ServeOptions& options)
+PredictionService::PredictionService(const ServeOptions& options, bool)
     : options_(options),
-      workers_(std::move(model), static_cast<size_t>(options.threads)),
-      metrics_(workers_.info(), workers_.num_classes(), options.max_batch),
-      writer_(workers_.info(), workers_.num_classes(), FloatStyle::kShortest),
-      version_json_(json(workers_.info().version).dump(-1, ' ', false,
-                                                       json::error_handler_t::replace)),
-      model_name_(options.model_name.empty() ? "model" : options.model_name),
+      workers_(static_cast<size_t>(options.threads)),
+      metrics_(options.max_batch),
       token_(options.auth_token),
       access_log_(options.access_log, options.log_sample),
       monitor_(monitor_options(options)) {
-  monitored_ = &monitor_.version(model_name_, workers_.info().version, workers_.info(),
-                                 workers_.num_classes());
   if (options.auth_inference && options.auth_token.empty()) {
     throw std::invalid_argument("--auth-inference needs a token (--auth-token-file)");
   }
   if (!(options.log_sample >= 0 && options.log_sample <= 1)) {
     throw std::invalid_argument("--log-sample must be within 0..1");
   }
-  const ModelInfo& info = workers_.info();
-  oip_limits_.input_height = info.input_height;
-  oip_limits_.input_width = info.input_width;
-  oip_limits_.max_batch = options.max_batch;
-  oip_limits_.max_fp32 = 255.0 * static_cast<double>(info.pixel_scale);
+}
+
+PredictionService::PredictionService(Model model, const ServeOptions& options)
+    : PredictionService(options, true) {
+  repository_ = std::make_unique<ModelRepository>(
+      std::move(model), options.model_name.empty() ? "model" : options.model_name, metrics_);
+}
+
+PredictionService::PredictionService(RepositoryOptions repository, const ServeOptions& options)
+    : PredictionService(options, true) {
+  repository_ = std::make_unique<ModelRepository>(std::move(repository), metrics_);
+}
+
+Resolution PredictionService::default_model(const ModelSet& live,
+                                            std::string_view request_id) const {
+  const std::string& name = options_.model_name;
+  if (!name.empty() && (live.find(name) || live.unloaded(name))) {
+    return live.resolve(name, std::nullopt, request_id);
+  }
+  if (live.models().empty()) return {nullptr, 503, "no model is loaded"};
+  return live.resolve(live.models().begin()->first, std::nullopt, request_id);
 }
 
 Reply PredictionService::handle(const Request& request) {
@@ -98,6 +108,10 @@ Reply PredictionService::handle(const Request& request) {
     reply = error_reply(500, std::string("internal error: ") + e.what());
   }
   reply.headers.emplace_back("X-Request-Id", exchange.id);
+  if (exchange.served) {
+    reply.headers.emplace_back("X-Model-Name", exchange.served->name);
+    reply.headers.emplace_back("X-Model-Version", exchange.served->version);
+  }
   count_transport_reply(request.path, reply.status);
   if (access_log_.enabled() && access_log_.sampled()) {
     AccessRecord record;
@@ -108,9 +122,9 @@ Reply PredictionService::handle(const Request& request) {
     record.status = reply.status;
     record.bytes = reply.body.size();
     record.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (exchange.model) {
-      record.model = model_name_;
-      record.version = workers_.info().version;
+    if (exchange.served) {
+      record.model = exchange.served->name;
+      record.version = exchange.served->version;
     }
     record.predicted_class = exchange.predicted_class;
     record.confidence = exchange.confidence;
@@ -139,6 +153,11 @@ Reply PredictionService::route(const Request& request, Exchange& exchange) {
         reply.body.pop_back();
         reply.body += R"(,"request_id":)";
         reply.body += json(exchange.id).dump();
+        if (exchange.served) {
+          reply.body += R"(,"model_name":)";
+          reply.body += json(exchange.served->name).dump(-1, ' ', false,
+                                                          json::error_handler_t::replace);
+        }
         reply.body += '}';
       }
       return reply;
@@ -161,11 +180,14 @@ Reply PredictionService::healthz() {
 
 Reply PredictionService::readyz() {
   Metrics::InFlight guard(metrics_);
-  if (ready_.load()) {
-    return {200, R"({"status":"ready","model_version":)" + version_json_ + "}", kJsonContentType,
-            {}};
-  }
-  return {503, R"({"status":"stopping"})", kJsonContentType, {}};
+  if (!ready_.load()) return {503, R"({"status":"stopping"})", kJsonContentType, {}};
+  const std::shared_ptr<const ModelSet> live = repository_->live();
+  const ModelSet::Entry* entry = nullptr;
+  if (!options_.model_name.empty()) entry = live->find(options_.model_name);
+  if (!entry && !live->models().empty()) entry = &live->models().begin()->second;
+  if (!entry) return {503, R"({"status":"no model loaded"})", kJsonContentType, {}};
+  return {200, R"({"status":"ready","model_version":)" + entry->primary->version_json + "}",
+          kJsonContentType, {}};
 }
 
 Reply PredictionService::metrics_text() {
@@ -178,6 +200,11 @@ Reply PredictionService::predict(std::string_view content_type,
                                  std::optional<std::string_view> top_k_param,
                                  std::string_view body, Exchange& exchange) {
   Metrics::InFlight guard(metrics_);
+  // The live set is read once: this request finishes on this version whatever reloads do.
+  Resolution resolved = default_model(*repository_->live(), exchange.id);
+  if (!resolved.version) return error_reply(resolved.status, resolved.error);
+  exchange.served = std::move(resolved.version);
+  const ModelVersion& served = *exchange.served;
   const std::string type = media_type(content_type);
   const bool is_json = type == "application/json";
   const bool is_multipart = type == "multipart/form-data";
@@ -208,11 +235,11 @@ Reply PredictionService::predict(std::string_view content_type,
     }
     top_k = parsed;
   }
-  top_k = std::min(top_k, workers_.num_classes());
+  top_k = std::min(top_k, served.model.num_classes());
 
   WorkerLease worker(workers_);
   ParsedInstances& input = worker->parsed;
-  const ModelInfo& info = workers_.info();
+  const ModelInfo& info = served.model.info();
   const size_t features = info.input_size();
   if (is_json) {
     if (auto error = parse_predict_json(body, features, options_.max_batch, input)) {
@@ -239,16 +266,18 @@ Reply PredictionService::predict(std::string_view content_type,
   const float scale = info.pixel_scale;
   for (size_t i = 0; i < input.pixels.size(); ++i) xd[i] = input.pixels[i] * scale;
 
-  const Tensor& probs = run_model(*worker, exchange);
-  writer_.write_response(worker->response, probs, top_k, worker->order);
+  const Tensor& probs = run_model(served, *worker, exchange);
+  served.writer.write_response(worker->response, probs, top_k, worker->order);
   // Copied: the worker keeps its buffer's capacity.
   return {200, worker->response, kJsonContentType, {}};
 }
 
-const Tensor& PredictionService::run_model(Worker& worker, Exchange& exchange) {
+const Tensor& PredictionService::run_model(const ModelVersion& version, Worker& worker,
+                                           Exchange& exchange) {
   const auto start = Clock::now();
-  const Tensor& probs = workers_.predict(worker);
-  metrics_.observe_inference(std::chrono::duration<double>(Clock::now() - start).count(),
+  const Tensor& probs = WorkerPool::predict(version.model, worker);
+  metrics_.observe_inference(*version.series,
+                             std::chrono::duration<double>(Clock::now() - start).count(),
                              probs.rows());
   if (probs.rows() > 0 && probs.cols() > 0) {
     const float* p = probs.data();
@@ -259,7 +288,11 @@ const Tensor& PredictionService::run_model(Worker& worker, Exchange& exchange) {
     exchange.predicted_class = best;
     exchange.confidence = p[best];
   }
-  monitor_.observe(*monitored_, exchange.id, worker.x, probs, workers_.info().pixel_scale);
+  // Counted, windowed and stored under the version that computed it.
+  const ModelInfo& info = version.model.info();
+  monitor_.observe(monitor_.version(version.name, version.version, info,
+                                    version.model.num_classes()),
+                   exchange.id, worker.x, probs, info.pixel_scale);
   return probs;
 }
 

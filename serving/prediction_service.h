@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 #include "oip.h"
 #include "simdnn/model.h"
 #include "simdnn/serving/metrics.h"
+#include "simdnn/serving/model_repository.h"
 #include "simdnn/serving/predictions.h"
 #include "simdnn/serving/server.h"
 #include "worker_pool.h"
@@ -28,6 +30,10 @@ namespace simdnn::serving {
 struct Exchange {
   std::string id;              // X-Request-Id: the client's (sanitised) or a generated one
   bool model = false;          // a model endpoint was reached (log its name and version)
+  // The model version that computed the answer (set once the request resolved its model, for
+  // the X-Model-Name/X-Model-Version headers, the access log and whoever records predictions).
+  // Held until the reply is sent, so the version outlives a reload that retires it.
+  std::shared_ptr<const ModelVersion> served;
   std::optional<size_t> predicted_class;  // of the first instance
   float confidence = 0;
 };
@@ -37,8 +43,11 @@ struct Exchange {
 // requests that never get here (unknown paths, bodies too large).
 class PredictionService {
  public:
-  // `options` must outlive the service (PredictionServer owns both).
+  // One model handed over in memory, named options.model_name ("model" when empty). `options`
+  // must outlive the service (PredictionServer owns both).
   PredictionService(Model model, const ServeOptions& options);
+  // The models of a repository (or --model FILE), reloaded as it changes.
+  PredictionService(RepositoryOptions repository, const ServeOptions& options);
 
   // Routes one request to its endpoint, counts the answer in http_requests_total, adds the
   // X-Request-Id header and writes the access log line. Never throws: an exception inside an
@@ -54,7 +63,8 @@ class PredictionService {
   }
   // GET /healthz: the process is up.
   Reply healthz();
-  // GET /readyz: 200 with the model version until stop_ready(), then 503.
+  // GET /readyz: 200 with the default model's version until stop_ready(), then 503 (also
+  // 503 while no model is live).
   Reply readyz();
   // GET /metrics.
   Reply metrics_text();
@@ -72,13 +82,17 @@ class PredictionService {
   void stop_ready() { ready_ = false; }
 
   Metrics& metrics() { return metrics_; }
-  const ModelInfo& info() const { return workers_.info(); }
+  ModelRepository& repository() { return *repository_; }
   const ServeOptions& options() const { return options_; }
-  // The Open Inference Protocol model name (options.model_name, or "model").
-  const std::string& model_name() const { return model_name_; }
 
  private:
+  PredictionService(const ServeOptions& options, bool);  // the common part
+  // The model that POST /predict and unpinned /readyz use: options.model_name when live, else
+  // the first live model by name.
+  Resolution default_model(const ModelSet& live, std::string_view request_id) const;
   Reply route(const Request& request, Exchange& exchange);
+  // POST /v2/repository/index and /v2/repository/models/{name}/load|unload.
+  Reply route_repository(const Request& request);
   Reply predict(std::string_view content_type, std::optional<std::string_view> top_k,
                 std::string_view body, Exchange& exchange);
   // Everything under /v2 (oip_service.cc).
@@ -88,19 +102,15 @@ class PredictionService {
   Reply feedback(const Request& request, std::string_view model);
   // The model's predictions for worker.x: runs the model and observes the inference metrics;
   // records the first instance's class in `exchange`.
-  const Tensor& run_model(Worker& worker, Exchange& exchange);
+  const Tensor& run_model(const ModelVersion& version, Worker& worker, Exchange& exchange);
 
   const ServeOptions& options_;
   WorkerPool workers_;
   Metrics metrics_;
-  PredictionWriter writer_;
-  std::string version_json_;
-  std::string model_name_;
-  OipLimits oip_limits_;
+  std::unique_ptr<ModelRepository> repository_;
   TokenCheck token_;
   AccessLog access_log_;
-  ModelMonitor monitor_;
-  MonitoredVersion* monitored_ = nullptr;  // the one model's series in monitor_
+  ModelMonitor monitor_;  // the prediction store and the live-quality metrics
   std::atomic<bool> ready_{true};
 };
 

@@ -13,13 +13,17 @@ namespace simdnn::serving {
 struct PredictionServer::Impl {
   Impl(Model model, ServeOptions opts)
       : options(std::move(opts)), service(std::move(model), options), http(service) {}
+  Impl(RepositoryOptions models, ServeOptions opts)
+      : options(std::move(opts)), service(std::move(models), options), http(service) {}
 
   ServeOptions options;
   PredictionService service;
   HttpServer http;
 };
 
-PredictionServer::PredictionServer(Model model, ServeOptions options) {
+namespace {
+
+void check_options(ServeOptions& options) {
   if (options.threads == 0) {
     options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
@@ -40,7 +44,18 @@ PredictionServer::PredictionServer(Model model, ServeOptions options) {
   if (options.port < 0 || options.port > 65535) {
     throw std::invalid_argument("port " + std::to_string(options.port) + " is not 0..65535");
   }
+}
+
+}  // namespace
+
+PredictionServer::PredictionServer(Model model, ServeOptions options) {
+  check_options(options);
   impl_ = std::make_unique<Impl>(std::move(model), std::move(options));
+}
+
+PredictionServer::PredictionServer(RepositoryOptions models, ServeOptions options) {
+  check_options(options);
+  impl_ = std::make_unique<Impl>(std::move(models), std::move(options));
 }
 
 PredictionServer::~PredictionServer() {
@@ -48,7 +63,7 @@ PredictionServer::~PredictionServer() {
   wait();
 }
 
-const ModelInfo& PredictionServer::model_info() const { return impl_->service.info(); }
+ModelRepository& PredictionServer::models() { return impl_->service.repository(); }
 
 const ServeOptions& PredictionServer::options() const { return impl_->options; }
 

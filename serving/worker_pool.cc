@@ -4,14 +4,16 @@
 
 namespace simdnn::serving {
 
-WorkerPool::WorkerPool(Model model, size_t workers) : model_(std::move(model)) {
+WorkerPool::WorkerPool(size_t workers) {
   for (size_t i = 0; i < workers; ++i) {
     all_.push_back(std::make_unique<Worker>());
     free_.push_back(all_.back().get());
   }
 }
 
-const Tensor& WorkerPool::predict(Worker& w) const { return model_.predict(w.x, w.workspace, 1); }
+const Tensor& WorkerPool::predict(const Model& model, Worker& w) {
+  return model.predict(w.x, w.workspace, 1);
+}
 
 Worker* WorkerPool::acquire() {
   std::unique_lock lock(mutex_);

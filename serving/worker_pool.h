@@ -1,4 +1,4 @@
-// Internal: per-request state, and the server's only use of the Model.
+// Internal: per-request buffers, reused from request to request.
 #pragma once
 
 #include <condition_variable>
@@ -24,30 +24,26 @@ struct Worker {
   Workspace workspace;         // the model's per-caller buffers (see WorkerPool::predict)
 };
 
-// The model and one Worker per HTTP worker thread. Everything the server does with the Model
-// is here: one immutable Model shared by all workers, each predicting into its own Workspace
-// (Model::predict is const and thread-safe for distinct workspaces).
+// One Worker per HTTP worker thread. The models are not here (see model_repository.h): any
+// live version predicts into any Worker's Workspace (Model::predict is const and thread-safe for
+// distinct workspaces; the Workspace resizes to each model's layers).
 //
 // At most `workers` requests run at once (one per HTTP worker thread), and there are as many
 // Workers, so acquire() does not wait in practice; the lock is held for a few instructions.
 class WorkerPool {
  public:
-  WorkerPool(Model model, size_t workers);
+  explicit WorkerPool(size_t workers);
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  const ModelInfo& info() const { return model_.info(); }
-  size_t num_classes() const { return model_.num_classes(); }
-
-  // Class probabilities for w.x, valid until w's next predict. One thread: the HTTP workers
-  // already run requests in parallel.
-  const Tensor& predict(Worker& w) const;
+  // Class probabilities of `model` for w.x, valid until w's next predict. One thread: the HTTP
+  // workers already run requests in parallel.
+  static const Tensor& predict(const Model& model, Worker& w);
 
   Worker* acquire();
   void release(Worker* w);
 
  private:
-  const Model model_;
   std::vector<std::unique_ptr<Worker>> all_;
   std::vector<Worker*> free_;
   std::mutex mutex_;

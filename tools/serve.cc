@@ -1,14 +1,17 @@
 // tools/serve: an HTTP prediction service for a trained model. The service itself is
 // simdnn::serving::PredictionServer (serving/); this is its command line.
 //
-//   serve --model model.safetensors [--host 127.0.0.1] [--port 8080] [--threads 0 (= cores)]
-//         [--tls-cert cert.pem --tls-key key.pem] [limits, timeouts: see --help]
+//   serve (--model model.safetensors | --model-repository DIR [--version-policy NAME=latest:2]
+//          [--canary NAME:VERSION:PERCENT]) [--poll-seconds 5] [--host 127.0.0.1] [--port 8080]
+//         [--threads 0 (= cores)] [--tls-cert cert.pem --tls-key key.pem] [limits: see --help]
 //
-// Endpoints (formats in docs/serving.md): POST /predict (JSON pixels or an image body),
-// GET /metrics (Prometheus text), GET /healthz, GET /readyz.
+// Endpoints (formats in docs/serving.md): POST /predict (JSON pixels or an image body), the
+// Open Inference Protocol under /v2 (with Triton's repository API), GET /metrics (Prometheus
+// text), GET /healthz, GET /readyz.
 // Signals: SIGTERM or SIGINT drain (stop accepting, /readyz 503, idle connections closed,
-// in-flight requests finish, anything left is cut after --drain-seconds) and exit 0. SIGHUP is
-// reserved for model reload: logged and ignored. Other signals: the default action.
+// in-flight requests finish, anything left is cut after --drain-seconds) and exit 0. SIGHUP
+// reloads the models now (new versions are validated beside the live ones, then swapped).
+// Other signals: the default action.
 // Exit codes: 0 clean shutdown, 1 bad flags, unloadable model, unusable address or unusable
 // --store file.
 #include <pthread.h>
@@ -22,9 +25,8 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <vector>
 
-#include "simdnn/model.h"
-#include "simdnn/model_file.h"
 #include "simdnn/serving/serve_config.h"
 #include "simdnn/serving/server.h"
 #include "simdnn/threading.h"
@@ -53,7 +55,8 @@ class SignalWatcher {
     while (!done_) {
       const int sig = sigtimedwait(&set, nullptr, &poll);
       if (sig == SIGHUP) {
-        std::fprintf(stderr, "serve: SIGHUP ignored (reserved for model reload)\n");
+        // The repository's poller does the work: this thread keeps watching.
+        server.models().request_reload();
       } else if (sig == SIGTERM || sig == SIGINT) {
         std::fprintf(stderr, "serve: %s, draining (at most %d s)\n",
                      sig == SIGTERM ? "SIGTERM" : "SIGINT", server.options().drain_seconds);
@@ -82,8 +85,28 @@ int main(int argc, char** argv) {
   simdnn::serving::ServeOptions options;
   std::string model_path;
   std::string auth_token_file;
-  app.add_option("--model", model_path, "Model file (safetensors, from tools/train)")
-      ->required();
+  simdnn::serving::RepositoryOptions models;
+  std::vector<std::string> policies;
+  std::string canary;
+  auto* model_opt = app.add_option("--model", model_path,
+                                   "Model file (safetensors, from tools/train), served as a "
+                                   "one-model repository; reloaded when it changes");
+  auto* repo_opt = app.add_option("--model-repository", models.repository,
+                                  "Directory of models: DIR/<name>/<version>/model.safetensors "
+                                  "(versions: positive integers)")
+                       ->check(CLI::ExistingDirectory);
+  model_opt->excludes(repo_opt);
+  app.add_option("--version-policy", policies,
+                 "NAME=latest:N, NAME=specific:V[,V...] or NAME=all: the live versions of a "
+                 "model (default latest:1); repeatable");
+  app.add_option("--canary", canary,
+                 "NAME:VERSION:PERCENT: that share of NAME's unpinned requests goes to VERSION "
+                 "(by a hash of the request id)");
+  app.add_option("--poll-seconds", models.poll_seconds,
+                 "Seconds between checks of the model files for changes (0: only on SIGHUP or "
+                 "the load endpoint)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", options.port, "TCP port (0: any free port, printed at start)")
       ->capture_default_str()
@@ -192,26 +215,50 @@ int main(int argc, char** argv) {
     if (options.store_inputs && options.store.empty()) {
       throw CLI::ValidationError("--store-inputs needs --store FILE");
     }
+    if (model_path.empty() == models.repository.empty()) {
+      throw CLI::ValidationError("give --model FILE or --model-repository DIR");
+    }
+    try {
+      for (const std::string& p : policies) {
+        const size_t eq = p.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          throw std::invalid_argument("--version-policy \"" + p + "\": expected NAME=POLICY");
+        }
+        models.policies[p.substr(0, eq)] =
+            simdnn::serving::parse_version_policy(std::string_view(p).substr(eq + 1));
+      }
+      if (!canary.empty()) models.canary = simdnn::serving::parse_canary(canary);
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError(e.what());
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
 
   try {
     simdnn::enable_flush_to_zero();
-    if (options.model_name.empty()) {
-      options.model_name = simdnn::serving::default_model_name(model_path);
+    if (!model_path.empty()) {
+      if (options.model_name.empty()) {
+        options.model_name = simdnn::serving::default_model_name(model_path);
+      }
+      models.model_file = model_path;
+      models.model_file_name = options.model_name;
     }
     if (!auth_token_file.empty()) {
       options.auth_token = simdnn::serving::read_auth_token_file(auth_token_file);
     }
-    simdnn::Model model = simdnn::load_model(model_path);
-    const std::string version = model.info().version;
-    simdnn::serving::PredictionServer server(std::move(model), options);
+    const std::string source = model_path.empty() ? "repository " + models.repository.string()
+                                                  : "model " + model_path;
+    simdnn::serving::PredictionServer server(std::move(models), options);
+    std::string live;
+    for (const auto& [name, entry] : server.models().live()->models()) {
+      live += (live.empty() ? "" : ", ") + name + " version \"" + entry.primary->version + "\"";
+    }
     const int port = server.bind();
     // Scripts wait for this line (and for /readyz) before sending requests.
-    std::printf("serve: listening on %s://%s:%d (model %s, version \"%s\", %d threads)\n",
+    std::printf("serve: listening on %s://%s:%d (%s: %s; %d threads)\n",
                 options.tls_cert.empty() ? "http" : "https", options.host.c_str(), port,
-                model_path.c_str(), version.c_str(), server.options().threads);
+                source.c_str(), live.c_str(), server.options().threads);
     std::fflush(stdout);
     {
       SignalWatcher watcher(server);

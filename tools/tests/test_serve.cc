@@ -346,13 +346,13 @@ TEST_CASE("serve: /metrics counts match the requests made and /healthz /readyz a
   CHECK(metric_value(text, R"(http_requests_total{endpoint="other",status="404"})") == 1);
   // The scrape itself is counted after it is rendered.
   CHECK(metric_value(text, R"(http_requests_total{endpoint="/metrics",status="200"})") == -1);
-  CHECK(metric_value(text, "model_inference_time_seconds_count") == 6);
-  CHECK(metric_value(text, "model_inference_time_seconds_sum") > 0);
-  CHECK(metric_value(text, "model_batch_size_count") == 6);
-  CHECK(metric_value(text, "model_batch_size_sum") == 8);
-  CHECK(metric_value(text, R"(model_batch_size_bucket{le="1"})") == 5);
+  CHECK(metric_value(text, R"(model_inference_time_seconds_count{model="model",version="test-v1"})") == 6);
+  CHECK(metric_value(text, R"(model_inference_time_seconds_sum{model="model",version="test-v1"})") > 0);
+  CHECK(metric_value(text, R"(model_batch_size_count{model="model",version="test-v1"})") == 6);
+  CHECK(metric_value(text, R"(model_batch_size_sum{model="model",version="test-v1"})") == 8);
+  CHECK(metric_value(text, R"(model_batch_size_bucket{model="model",version="test-v1",le="1"})") == 5);
   CHECK(metric_value(text, "http_requests_in_flight") == 1);  // this scrape
-  CHECK(metric_value(text, R"(model_info{classes="10",input="28x28",version="test-v1"})") == 1);
+  CHECK(metric_value(text, R"(model_info{classes="10",input="28x28",model="model",version="test-v1"})") == 1);
 
   auto again = client.get("/metrics");
   REQUIRE(again);

@@ -5,7 +5,7 @@
 // code, that a fresh /predict probe is still answered within 1 s, and the server's resident
 // memory (/proc/<pid>/status).
 // They need the event-driven transport (many idle or slow connections served at once, the
-// drain deadline, SIGHUP ignored); all pass against it. Run alone: ctest -R 'serve attack'.
+// drain deadline, SIGHUP taken as a reload); all pass against it. Run alone: ctest -R 'serve attack'.
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <unistd.h>

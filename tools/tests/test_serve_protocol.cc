@@ -370,7 +370,7 @@ TEST_CASE("serve protocol: access log lines and process metrics") {
     const Reply m = call(*f.service, {"GET", "/metrics"});
     for (const char* name : {"process_resident_memory_bytes", "process_virtual_memory_bytes",
                              "process_cpu_seconds_total", "process_open_fds", "process_max_fds",
-                             "process_start_time_seconds", "model_inference_time_seconds_bucket{le=\"1e-06\"}",
+                             "process_start_time_seconds", "model_inference_time_seconds_bucket{model=\"digits\",version=\"test-v1\",le=\"1e-06\"}",
                              "endpoint=\"/v2/infer\"", "endpoint=\"other\""}) {
       CHECK_MESSAGE(m.body.find(name) != std::string::npos, name);
     }

@@ -1,7 +1,9 @@
 // The service's Prometheus metrics (GET /metrics; names and labels in docs/serving.md):
 //   http_requests_total{endpoint,status}, http_request_duration_seconds{endpoint,code},
 //   http_requests_in_flight, http_open_connections, http_rejected_connections_total,
-//   model_inference_time_seconds, model_batch_size, model_info{version,input,classes}, and
+//   model_inference_time_seconds{model,version}, model_batch_size{model,version},
+//   model_info{model,version,input,classes} (the live versions), model_load_failures_total{model},
+//   and
 //   process_* (resident/virtual memory, CPU seconds, open/max fds, start time) read from
 //   /proc at each scrape, as Python's prometheus_client exports them on Linux.
 // prometheus-cpp stays behind this interface, so the HTTP layer only reports events.
@@ -11,8 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include "simdnn/model.h"
+#include <vector>
 
 namespace simdnn::serving {
 
@@ -27,14 +28,32 @@ enum class Endpoint { kPredict, kMetrics, kHealthz, kReadyz, kV2Infer, kV2Models
 // else -> Endpoint::kOther.
 Endpoint endpoint_of(std::string_view path);
 
+// One live model version, as model_info shows it.
+struct LiveModelInfo {
+  std::string model;
+  std::string version;
+  size_t input_height = 0;
+  size_t input_width = 0;
+  size_t classes = 0;
+};
+
 class Metrics {
  public:
-  // model_info is set from info and num_classes; the model_batch_size buckets are the powers
-  // of two below max_batch, then max_batch.
-  Metrics(const ModelInfo& info, size_t num_classes, size_t max_batch);
+  // The model_batch_size buckets are the powers of two below max_batch, then max_batch.
+  explicit Metrics(size_t max_batch);
   ~Metrics();
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
+
+  // One model version's inference series (model_inference_time_seconds and model_batch_size
+  // with its labels). Created on first use and kept for the process's life (Prometheus
+  // counters must not vanish while scraped), so the pointer stays valid. Thread-safe.
+  struct ModelSeries;
+  const ModelSeries* model_series(const std::string& model, const std::string& version);
+  // model_info: exactly these versions are live now (the previous set is replaced).
+  void set_live_models(const std::vector<LiveModelInfo>& live);
+  // model_load_failures_total{model}: a version failed to load or validate.
+  void count_load_failure(const std::string& model);
 
   // http_requests_total: one answered request (a status outside 100..599 counts as 500).
   void count_request(Endpoint endpoint, int status);
@@ -45,8 +64,9 @@ class Metrics {
   void connection_opened();
   void connection_closed();
   void connection_rejected();
-  // model_inference_time_seconds and model_batch_size: one predict call on `instances` rows.
-  void observe_inference(double seconds, size_t instances);
+  // model_inference_time_seconds and model_batch_size: one predict call on `instances` rows
+  // by the version whose series this is.
+  void observe_inference(const ModelSeries& series, double seconds, size_t instances);
 
   // http_requests_in_flight, for the lifetime of a guard.
   class InFlight {

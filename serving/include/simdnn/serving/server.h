@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "simdnn/model.h"
+#include "simdnn/serving/model_repository.h"
 
 namespace simdnn::serving {
 
@@ -48,7 +49,9 @@ struct ServeOptions {
   std::string tls_key;
 
   // Protocol layer (prediction_service.*; flags in tools/serve.cc).
-  std::string model_name;     // the Open Inference Protocol model name; "" -> "model"
+  // The Open Inference Protocol name of an in-memory model ("" -> "model"), and the model that
+  // POST /predict and /readyz use when several are served ("" -> the first by name).
+  std::string model_name;
   std::string auth_token;     // bearer token; "" -> no authentication
   bool auth_inference = false;  // also require the token on the inference endpoints
   std::string access_log;     // JSON-lines access log: "" off, "-" stdout, or a file
@@ -70,6 +73,9 @@ class PredictionServer {
   // its own). Throws std::invalid_argument for bad options, std::runtime_error for unreadable
   // TLS files.
   PredictionServer(Model model, ServeOptions options);
+  // Serves the models of a repository directory or a --model file (model_repository.h),
+  // reloading them as they change. Also throws what ModelRepository's constructor throws.
+  PredictionServer(RepositoryOptions models, ServeOptions options);
   ~PredictionServer();  // stop() and wait for the listener
   PredictionServer(const PredictionServer&) = delete;
   PredictionServer& operator=(const PredictionServer&) = delete;
@@ -95,7 +101,8 @@ class PredictionServer {
   void wait();
 
   int port() const { return port_; }
-  const ModelInfo& model_info() const;
+  // The models being served: live() for the current set, reload() and friends to change it.
+  ModelRepository& models();
   // The options in use (threads resolved: never 0).
   const ServeOptions& options() const;
 
