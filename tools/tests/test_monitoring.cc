@@ -133,7 +133,7 @@ struct PrometheusProcess {
   }
 };
 
-TEST_CASE("monitoring: a real Prometheus scrapes serve; every dashboard and alert expression "
+TEST_CASE("monitoring: a real Prometheus scrapes serve, every dashboard and alert expression "
           "returns data") {
   const std::string prometheus = find_prometheus();
   if (prometheus.empty()) {

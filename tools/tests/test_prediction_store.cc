@@ -185,7 +185,7 @@ TEST_CASE("prediction store: retention keeps the newest max_rows rows and drops 
   }
 }
 
-TEST_CASE("prediction store: feedback is recorded once, for queued rows too; unknown and "
+TEST_CASE("prediction store: feedback is recorded once, for queued rows too, unknown and "
           "duplicate ids are told apart") {
   TempDir dir("store-feedback");
   const auto path = dir / "predictions.db";
@@ -262,7 +262,7 @@ TEST_CASE("prediction store: a file that is not a SQLite database is refused wit
 }
 
 TEST_CASE("prediction store: SIGKILL of the writing process mid-stream loses at most the "
-          "uncommitted rows; the database opens cleanly") {
+          "uncommitted rows, the database opens cleanly") {
   TempDir dir("store-kill");
   const auto path = dir / "predictions.db";
   int fds[2];

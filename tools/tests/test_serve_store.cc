@@ -194,7 +194,7 @@ TEST_CASE("serve --store: predictions are stored, feedback is 200/409/404/400, m
             "[{\"class\":" + std::to_string(classes[5]) + ",", 0) == 0);
 }
 
-TEST_CASE("serve --store-inputs stores the pixels; without --store, feedback is 503") {
+TEST_CASE("serve --store-inputs stores the pixels, without --store, feedback is 503") {
   {
     Served s;
     s.start({"--store", s.db.string(), "--store-inputs"});
@@ -240,7 +240,7 @@ TEST_CASE("serve --store-inputs stores the pixels; without --store, feedback is 
   CHECK(unopenable.err.find("no-such-dir") != std::string::npos);
 }
 
-TEST_CASE("serve --store: kill -9 under load loses at most the last batch; the database opens "
+TEST_CASE("serve --store: kill -9 under load loses at most the last batch, the database opens "
           "cleanly") {
   Served s;
   s.start({"--store", s.db.string()});
