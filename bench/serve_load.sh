@@ -14,7 +14,8 @@
 # (10s), CONNECTIONS ("1 16"), SERVE_THREADS (serve's --threads; default: serve's own),
 # WRK_THREADS (1), PEER (1: run the Flask peer; 0 skips it), PEER_CONNECTIONS (16),
 # FLOOR (1: run the floor; 0 skips it), FLOOR_IDLE (10000), FLOOR_SLOW (500),
-# FLOOR_REQUESTS (1000). Without MODEL, a 784-128-10 model is trained for one epoch into a
+# FLOOR_REQUESTS (1000), SERVE_ARGS (extra serve flags, split on spaces, e.g.
+# "--store /tmp/p.db": the prediction store's counters are then printed at the end). Without MODEL, a 784-128-10 model is trained for one epoch into a
 # temporary file (needs the Fashion-MNIST package from scripts/setup.sh).
 # Needs wrk, and for the peer python3-flask, gunicorn, python3-torch, python3-prometheus-client
 # (Debian 12 packages); wrk, the peer and the server share the machine's cores.
@@ -26,6 +27,7 @@ port=${PORT:-18080}
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-"1 16"}
 serve_threads=${SERVE_THREADS:-}
+read -r -a extra_serve_args <<< "${SERVE_ARGS:-}"
 wrk_threads=${WRK_THREADS:-1}
 peer=${PEER:-1}
 peer_connections=${PEER_CONNECTIONS:-16}
@@ -125,6 +127,7 @@ run_wrk() {
 
 serve_args=(--model "$model" --host 127.0.0.1 --port "$port")
 [[ -n "$serve_threads" ]] && serve_args+=(--threads "$serve_threads")
+((${#extra_serve_args[@]})) && serve_args+=("${extra_serve_args[@]}")
 # The floor needs room for its connections, where serve has a limit on them.
 if "$build_dir/tools/serve" --help 2>&1 | grep -q -- "--max-connections"; then
   serve_args+=(--max-connections $((floor_idle + floor_slow + 1000)))
@@ -182,6 +185,17 @@ if ((floor)); then
   echo "serve_load: floor: $floor_idle idle + $floor_slow slowloris connections, $floor_requests fresh requests"
   "$python" bench/serve_floor.py "$port" "$server_pid" "$floor_idle" "$floor_slow" "$floor_requests" \
     || floor_status=$?
+fi
+
+# The prediction store's counters (serve --store): what was written and what was dropped.
+if ((${#extra_serve_args[@]})); then
+  "$python" - "$port" << 'EOF_PY'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+for line in text.splitlines():
+    if line.startswith("prediction_store_"):
+        print("serve_load: " + line)
+EOF_PY
 fi
 
 kill -TERM "$server_pid"

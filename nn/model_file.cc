@@ -29,6 +29,9 @@ SafetensorsFile model_to_safetensors(const Model& model) {
       {"class_names", nlohmann::json(info.class_names).dump()},
       {"version", info.version},
   };
+  if (info.reference_profile) {
+    file.metadata["reference_profile"] = reference_profile_to_json(*info.reference_profile);
+  }
   for (Parameter* p : model.parameters()) file.tensors.emplace_back(p->name, p->value.clone());
   return file;
 }
@@ -141,6 +144,14 @@ Model model_from_safetensors(const SafetensorsFile& file, std::string_view name)
   if (!info.class_names.empty() && info.class_names.size() != layers.back().units) {
     bad(name, std::to_string(info.class_names.size()) + " class names for " +
                   std::to_string(layers.back().units) + " outputs");
+  }
+
+  if (auto rp = file.metadata.find("reference_profile"); rp != file.metadata.end()) {
+    try {
+      info.reference_profile = reference_profile_from_json(rp->second, layers.back().units);
+    } catch (const std::invalid_argument& e) {
+      bad(name, std::string("bad __metadata__ \"reference_profile\": ") + e.what());
+    }
   }
 
   if (layers.back().activation != Activation::kSoftmax) {

@@ -21,7 +21,8 @@ DEPENDS = {
     "optim": {"kernels", "core"},
     "io": {"core"},
     "nn": {"kernels", "optim", "io", "core"},
-    "serving": {"nn", "io", "optim", "kernels", "core"},
+    "store": set(),
+    "serving": {"store", "nn", "io", "optim", "kernels", "core"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 SOURCE_SUFFIXES = {".h", ".cc"}

@@ -33,6 +33,8 @@ packages=(
   libcli11-dev nlohmann-json3-dev prometheus-cpp-dev
   # serving/: Boost.Beast and Asio (header-only) and OpenSSL for TLS.
   libboost1.81-dev libssl-dev
+  # store/: the prediction store (SQLite).
+  libsqlite3-dev
   dataset-fashion-mnist
 )
 if ((with_test)); then
@@ -40,6 +42,9 @@ if ((with_test)); then
     # Fuzzing (scripts/fuzz.sh: libFuzzer, ASan, UBSan) and the TSan build: clang with its
     # sanitizer runtimes and LLVM's OpenMP runtime.
     clang libclang-rt-14-dev libomp-14-dev
+    # deploy/: promtool for the alert-rule tests and the Prometheus server the monitoring test
+    # scrapes serve with.
+    prometheus
     # The Debian package tests (ctest -L deb): dpkg-shlibdeps (with file, which CPack uses to
     # find the binaries) computes the package's dependencies, help2man writes the man pages,
     # lintian checks the packages, systemd-analyze verifies the unit, curl talks to the server.

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "feedback_request.h"
 #include "prediction_service.h"
 
 namespace simdnn::serving {
@@ -43,6 +44,13 @@ Reply PredictionService::route_v2(const Request& request, Exchange& exchange) {
   }
   if (path.starts_with("/v2/repository/") || path == "/v2/repository") {
     return route_repository(request);
+  }
+  if (const auto feedback_model = feedback_model_of(path)) {
+    if (request.method != "POST") return method_not_allowed("POST", path);
+    if (options_.auth_inference) {
+      if (auto denied = token_.require_token(request)) return std::move(*denied);
+    }
+    return feedback(request, *feedback_model);
   }
   OipModelPath target;
   if (!parse_oip_model_path(path, target)) {

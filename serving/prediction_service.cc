@@ -1,6 +1,7 @@
 #include "prediction_service.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <charconv>
 #include <chrono>
@@ -54,6 +55,29 @@ std::string media_type(std::string_view content_type) {
   return t;
 }
 
+MonitorOptions monitor_options(const ServeOptions& o) {
+  if (o.store_queue == 0 || o.accuracy_window == 0 || o.drift_window == 0) {
+    throw std::invalid_argument("--store-queue, --accuracy-window and --drift-window must be >= 1");
+  }
+  if (!(o.store_max_age_hours >= 0)) {
+    throw std::invalid_argument("--store-max-age-hours must be >= 0");
+  }
+  if (o.store_inputs && o.store.empty()) {
+    throw std::invalid_argument("--store-inputs needs --store FILE");
+  }
+  MonitorOptions m;
+  m.store = o.store;
+  m.store_inputs = o.store_inputs;
+  m.store_options.queue_capacity = o.store_queue;
+  m.store_options.max_age =
+      std::chrono::seconds(static_cast<int64_t>(std::llround(o.store_max_age_hours * 3600)));
+  m.store_options.max_rows = o.store_max_rows;
+  m.quality.accuracy_window = o.accuracy_window;
+  m.quality.prediction_window = o.drift_window;
+  m.top_k = static_cast<size_t>(std::max(1, o.default_top_k));
+  return m;
+}
+
 }  // namespace
 
 PredictionService::PredictionService(const ServeOptions& options, bool)
@@ -61,7 +85,8 @@ PredictionService::PredictionService(const ServeOptions& options, bool)
       workers_(static_cast<size_t>(options.threads)),
       metrics_(options.max_batch),
       token_(options.auth_token),
-      access_log_(options.access_log, options.log_sample) {
+      access_log_(options.access_log, options.log_sample),
+      monitor_(monitor_options(options)) {
   if (options.auth_inference && options.auth_token.empty()) {
     throw std::invalid_argument("--auth-inference needs a token (--auth-token-file)");
   }
@@ -196,7 +221,8 @@ Reply PredictionService::readyz() {
 
 Reply PredictionService::metrics_text() {
   Metrics::InFlight guard(metrics_);
-  return {200, metrics_.render(), kMetricsContentType, {}};
+  // The live-quality and store metrics render as a block of their own (model_monitor.h).
+  return {200, metrics_.render() + monitor_.render(), kMetricsContentType, {}};
 }
 
 Reply PredictionService::predict(std::string_view content_type,
@@ -312,6 +338,11 @@ const Tensor& PredictionService::run_model(const ModelVersion& version, Worker& 
     exchange.predicted_class = best;
     exchange.confidence = p[best];
   }
+  // Counted, windowed and stored under the version that computed it.
+  const ModelInfo& info = version.model.info();
+  monitor_.observe(monitor_.version(version.name, version.version, info,
+                                    version.model.num_classes()),
+                   exchange.id, worker.x, probs, info.pixel_scale);
   return probs;
 }
 

@@ -14,6 +14,7 @@
 #include "access_log.h"
 #include "auth.h"
 #include "http_message.h"
+#include "model_monitor.h"
 #include "oip.h"
 #include "simdnn/model.h"
 #include "simdnn/serving/metrics.h"
@@ -97,6 +98,8 @@ class PredictionService {
   // Everything under /v2 (oip_service.cc).
   Reply route_v2(const Request& request, Exchange& exchange);
   Reply oip_infer(const Request& request, Exchange& exchange);
+  // POST /v2/models/{name}/feedback (feedback.cc).
+  Reply feedback(const Request& request, std::string_view model);
   // The model's predictions for worker.x: runs the model and observes the inference metrics;
   // records the first instance's class in `exchange`.
   const Tensor& run_model(const ModelVersion& version, Worker& worker, Exchange& exchange);
@@ -107,6 +110,7 @@ class PredictionService {
   std::unique_ptr<ModelRepository> repository_;
   TokenCheck token_;
   AccessLog access_log_;
+  ModelMonitor monitor_;  // the prediction store and the live-quality metrics
   std::atomic<bool> ready_{true};
   // Image decodes running now, and the most allowed (options.max_concurrent_decodes, or one
   // per I/O thread when 0).

@@ -11,6 +11,7 @@
 
 #include "io_test_support.h"
 #include "simdnn/idx.h"
+#include "simdnn/model_file.h"
 #include "simdnn/random.h"
 
 #ifdef SIMDNN_TRAIN_BIN
@@ -78,6 +79,24 @@ TEST_CASE("train CLI: same seed gives the same model file on 1 and 2 threads, an
   RunResult b = run_train(dir, common + "--threads 2 --out " + (dir / "b.st").string());
   REQUIRE_MESSAGE(b.exit_code == 0, b.err);
   CHECK(file_bytes(dir / "a.st") == file_bytes(dir / "b.st"));
+  // The model carries its training set's reference profile (the drift metrics' baseline):
+  // labels 0..3, each about a quarter of the samples trained on; the model's other classes 0.
+  {
+    const simdnn::Model m = simdnn::load_model(dir / "a.st");
+    REQUIRE(m.info().reference_profile);
+    const simdnn::ReferenceProfile& p = *m.info().reference_profile;
+    CHECK(p.samples > 300);
+    CHECK(p.samples <= 400);
+    REQUIRE(p.class_frequencies.size() == m.num_classes());
+    for (size_t c = 0; c < p.class_frequencies.size(); ++c) {
+      CAPTURE(c);
+      if (c < 4) CHECK(p.class_frequencies[c] > 0.15);
+      if (c >= 4) CHECK(p.class_frequencies[c] == 0.0);
+    }
+    double sum = 0.0;
+    for (double f : p.intensity_histogram) sum += f;
+    CHECK(sum == doctest::Approx(1.0));
+  }
   CHECK(a.out.find("test accuracy") != std::string::npos);
   CHECK(a.out.find("confusion matrix") != std::string::npos);
   RunResult j = run_train(dir, common + "--json --out " + (dir / "c.st").string());

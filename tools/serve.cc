@@ -12,7 +12,8 @@
 // in-flight requests finish, anything left is cut after --drain-seconds, or at once on a second
 // SIGTERM/SIGINT) and exit 0. SIGHUP reloads the models now (new versions are validated beside
 // the live ones, then swapped). Other signals: the default action.
-// Exit codes: 0 clean shutdown, 1 bad flags, unloadable model or unusable address.
+// Exit codes: 0 clean shutdown, 1 bad flags, unloadable model, unusable address or unusable
+// --store file.
 #include <pthread.h>
 #include <signal.h>
 
@@ -204,10 +205,38 @@ int main(int argc, char** argv) {
   app.add_option("--log-sample", options.log_sample, "Fraction of requests logged, 0..1")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--store", options.store,
+                 "Record every prediction (and its feedback) in this SQLite file; enables "
+                 "POST /v2/models/{name}/feedback");
+  app.add_flag("--store-inputs", options.store_inputs,
+               "Also store each input's pixels (off by default: inputs may be private)");
+  app.add_option("--store-max-age-hours", options.store_max_age_hours,
+                 "Delete stored predictions older than this (0: keep)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--store-max-rows", options.store_max_rows,
+                 "Keep at most this many stored predictions, the newest (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--store-queue", options.store_queue,
+                 "Predictions waiting for the store's writer; beyond, they are dropped and "
+                 "counted (prediction_store_dropped_total)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
+  app.add_option("--accuracy-window", options.accuracy_window,
+                 "model_live_accuracy: over each version's last N feedbacks")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  app.add_option("--drift-window", options.drift_window,
+                 "model_*_drift_psi: over each version's last N predictions")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
   try {
     app.parse(argc, argv);
     if (options.tls_cert.empty() != options.tls_key.empty()) {
       throw CLI::ValidationError("--tls-cert and --tls-key go together");
+    }
+    if (options.store_inputs && options.store.empty()) {
+      throw CLI::ValidationError("--store-inputs needs --store FILE");
     }
     if (model_path.empty() == models.repository.empty()) {
       throw CLI::ValidationError("give --model FILE or --model-repository DIR");

@@ -33,6 +33,7 @@
 #include "simdnn/model_file.h"
 #include "simdnn/optimizer.h"
 #include "simdnn/random.h"
+#include "simdnn/reference_profile.h"
 #include "simdnn/simd_targets.h"
 #include "simdnn/threading.h"
 #include "tools/training_plot.h"
@@ -426,6 +427,9 @@ int run(const Options& o) {
     return 3;
   }
   if (history.epochs.empty()) evaluate_test();  // resumed after the last epoch
+  // What the service compares live traffic with (drift): the training part's class
+  // frequencies and input-intensity histogram.
+  model.info().reference_profile = simdnn::reference_profile(train_part, num_classes);
   simdnn::save_model(out, model);
   if (!o.plot.empty()) write_plot(o, info, history, val_count, test_eval, test.images.count);
   print_summary(o, out, model, test_eval, history.train_seconds);

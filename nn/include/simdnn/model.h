@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "simdnn/activation.h"
 #include "simdnn/layers.h"
 #include "simdnn/random.h"
+#include "simdnn/reference_profile.h"
 #include "simdnn/tensor.h"
 
 namespace simdnn {
@@ -28,6 +30,9 @@ struct ModelInfo {
   std::vector<std::string> class_names;
   // Free-form version label stored in the file (the serving tool reports it).
   std::string version;
+  // The training set's class frequencies and input-intensity histogram (tools/train writes
+  // it); the service measures drift against it. Absent in models trained before it existed.
+  std::optional<ReferenceProfile> reference_profile;
 
   size_t input_size() const { return input_height * input_width; }
 };

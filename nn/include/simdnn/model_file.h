@@ -14,7 +14,8 @@ namespace simdnn {
 // transpose of a PyTorch Linear weight) and "dense_<i>.bias" [out]; __metadata__ keys
 // "format" = "simdnn-mlp", "format_version" = "1", "input_height", "input_width",
 // "pixel_scale", "layers" (JSON [{"units":128,"activation":"relu"}, ...]), "class_names"
-// (JSON list of strings), "version".
+// (JSON list of strings), "version", and "reference_profile" when the model has one
+// (<simdnn/reference_profile.h>: JSON {"samples","class_frequencies","intensity_histogram"}).
 SafetensorsFile model_to_safetensors(const Model& model);
 
 // The accepted "pixel_scale" range: input feature = pixel (0..255) * pixel_scale, so 1/255

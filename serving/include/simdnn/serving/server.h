@@ -65,6 +65,15 @@ struct ServeOptions {
   bool auth_inference = false;  // also require the token on the inference endpoints
   std::string access_log;     // JSON-lines access log: "" off, "-" stdout, or a file
   double log_sample = 1.0;    // fraction of requests logged, 0..1
+
+  // Prediction store and live quality (serving/model_monitor.*; docs/serving.md).
+  std::string store;            // SQLite file of predictions and feedback; "" -> none
+  bool store_inputs = false;    // also store each input's pixels (privacy: off by default)
+  double store_max_age_hours = 0;  // retention by age; 0 -> keep
+  size_t store_max_rows = 0;       // retention by rows; 0 -> no limit
+  size_t store_queue = 65536;      // records waiting for the writer; more are dropped
+  size_t accuracy_window = 200;    // model_live_accuracy: the last N feedbacks per version
+  size_t drift_window = 1000;      // the drift PSIs: the last N predictions per version
 };
 
 class PredictionServer {

@@ -1,0 +1,125 @@
+// The prediction store: every prediction the service makes (request id, time, model, version,
+// class, confidence, top-k, and the input only when asked), and the ground truth users send
+// back for it, in an embedded SQLite database (WAL mode).
+//
+// The request path only appends to a bounded in-memory queue (record() never blocks on the
+// disk: when the queue is full the record is dropped and counted); one writer thread commits
+// the queue in batches, one transaction per batch, and prunes old rows. A kill -9 loses at
+// most the rows not yet committed (the last batch and the queue); the database itself stays
+// consistent, because SQLite's WAL commit is atomic.
+//
+// Schema (table "predictions", PRAGMA user_version = 1):
+//   id INTEGER PRIMARY KEY, request_id TEXT, time_ms INTEGER (Unix ms), model TEXT,
+//   version TEXT, predicted_class INTEGER, confidence REAL, top_k TEXT (JSON
+//   [{"class":3,"probability":0.91},...]), input BLOB (NULL unless stored),
+//   feedback_label INTEGER (NULL until feedback), feedback_time_ms INTEGER.
+// Every statement is prepared with bound parameters: no value is ever spliced into SQL.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace simdnn {
+
+// Opening or creating the database failed; the message names the file and SQLite's reason.
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One prediction, as the request path hands it over.
+struct PredictionRecord {
+  std::string request_id;
+  int64_t time_ms = 0;  // Unix time in milliseconds
+  std::string model;
+  std::string version;
+  int32_t predicted_class = 0;
+  float confidence = 0.0f;  // the predicted class's probability
+  std::vector<std::pair<int32_t, float>> top_k;  // (class, probability), best first
+  std::vector<uint8_t> input;  // empty: not stored (the default; see --store-inputs)
+};
+
+struct PredictionStoreOptions {
+  // Records waiting for the writer; record() drops (and counts) beyond this.
+  size_t queue_capacity = 65536;
+  // One transaction commits at most batch_rows records...
+  size_t batch_rows = 1024;
+  // ...and a record waits at most about batch_interval before its batch commits.
+  std::chrono::milliseconds batch_interval{200};
+  // Retention, applied by the writer at most once per second: rows older than max_age
+  // (0: no age limit) and, beyond max_rows rows, the oldest ones (0: no row limit).
+  std::chrono::seconds max_age{0};
+  size_t max_rows = 0;
+};
+
+// What record_feedback() found.
+enum class FeedbackStatus {
+  kRecorded,   // the label is stored with the prediction
+  kUnknown,    // no stored prediction has that request id (never made, dropped or pruned)
+  kDuplicate,  // that prediction already has feedback; the first label stays
+};
+
+struct FeedbackResult {
+  FeedbackStatus status = FeedbackStatus::kUnknown;
+  // The prediction the feedback is about (set for kRecorded and kDuplicate).
+  std::string model;
+  std::string version;
+  int32_t predicted_class = -1;
+};
+
+// Counters since open; each is read without a lock.
+struct PredictionStoreStats {
+  uint64_t enqueued = 0;    // accepted by record()
+  uint64_t dropped = 0;     // refused by record() because the queue was full
+  uint64_t written = 0;     // committed to the database
+  uint64_t failed = 0;      // lost to a failed transaction (disk full, I/O error)
+  uint64_t pruned = 0;      // deleted by retention
+  uint64_t batches = 0;     // transactions committed
+  size_t queue_depth = 0;   // waiting for the writer now
+};
+
+class PredictionStore {
+ public:
+  // Opens (or creates) the database at `path` in WAL mode and starts the writer thread.
+  // Throws StoreError naming the path when it cannot be opened, is not a SQLite database, or
+  // holds a schema of another version; std::invalid_argument for a zero capacity or batch.
+  PredictionStore(const std::filesystem::path& path, PredictionStoreOptions options = {});
+  // Commits everything still queued, then stops the writer.
+  ~PredictionStore();
+  PredictionStore(const PredictionStore&) = delete;
+  PredictionStore& operator=(const PredictionStore&) = delete;
+
+  // Queues one record for the writer. Never waits for the disk and never throws for a full
+  // queue: returns false (and counts a drop) instead.
+  bool record(PredictionRecord record);
+
+  // Stores `label` as the ground truth of the latest prediction of `model` ("" : any model)
+  // with this request id. The writer commits every record queued before this call first, so
+  // feedback for a prediction still in the queue is found. Blocks the caller until the writer
+  // has answered (it wakes at once; one transaction). Throws StoreError when the database fails.
+  FeedbackResult record_feedback(const std::string& model, const std::string& request_id,
+                                 int32_t label);
+
+  // Returns once every record queued before the call is committed (or failed).
+  void flush();
+
+  PredictionStoreStats stats() const;
+  const std::filesystem::path& path() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The top-k column's JSON text: [{"class":3,"probability":0.91},...].
+std::string top_k_json(const std::vector<std::pair<int32_t, float>>& top_k);
+
+}  // namespace simdnn
