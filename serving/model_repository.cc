@@ -336,7 +336,11 @@ std::map<std::string, std::vector<std::string>> ModelRepository::reload_locked(
     next->models_ = current->models_;
     next->models_.erase(*only);
   }
-  for (auto& [name, candidates] : by_name) {
+  for (auto& named : by_name) {
+    // Not a structured binding: clang 14 (the fuzz and TSan builds) refuses to capture one in
+    // the lambdas below.
+    const auto& name = named.first;
+    auto& candidates = named.second;
     if (unloaded_.count(name)) continue;
     std::sort(candidates.begin(), candidates.end(),
               [](const Candidate& a, const Candidate& b) { return a.number > b.number; });
