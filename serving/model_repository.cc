@@ -1,10 +1,14 @@
 #include "simdnn/serving/model_repository.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
-#include <charconv>
 #include <cctype>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <system_error>
@@ -178,8 +182,7 @@ struct ModelRepository::Candidate {
   std::string name;
   int64_t number = 1;
   fs::path path;
-  uintmax_t size = 0;
-  fs::file_time_type mtime{};
+  FileIdentity identity;
   std::string error;  // set when the file cannot even be stat'ed
 };
 
@@ -238,10 +241,20 @@ ModelRepository::~ModelRepository() {
 std::vector<ModelRepository::Candidate> ModelRepository::scan(const std::string* only) {
   std::vector<Candidate> out;
   const auto stat = [](Candidate& c) {
-    std::error_code ec;
-    c.size = fs::file_size(c.path, ec);
-    if (!ec) c.mtime = fs::last_write_time(c.path, ec);
-    if (ec) c.error = c.path.string() + ": " + ec.message();
+    struct ::stat st {};
+    if (::stat(c.path.c_str(), &st) != 0) {
+      c.error = c.path.string() + ": " + std::strerror(errno);
+      return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      c.error = c.path.string() + ": not a regular file";
+      return;
+    }
+    c.identity.device = static_cast<uint64_t>(st.st_dev);
+    c.identity.inode = static_cast<uint64_t>(st.st_ino);
+    c.identity.size = static_cast<uint64_t>(st.st_size);
+    c.identity.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+    c.identity.ctime_ns = int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec;
   };
   if (!options_.model_file.empty()) {
     if (only && *only != options_.model_file_name) return out;
@@ -312,8 +325,7 @@ std::shared_ptr<const ModelVersion> ModelRepository::load_version(const Candidat
     }
     auto v = std::make_shared<ModelVersion>(c.name, version, c.number, std::move(model));
     v->file = c.path;
-    v->file_size = c.size;
-    v->file_mtime = c.mtime;
+    v->file_identity = c.identity;
     v->series = metrics_.model_series(v->name, v->version);
     return v;
   } catch (const std::exception& e) {
@@ -358,12 +370,11 @@ std::map<std::string, std::vector<std::string>> ModelRepository::reload_locked(
     const auto get = [&](const Candidate& c) -> std::shared_ptr<const ModelVersion> {
       std::shared_ptr<const ModelVersion> existing = live_as(c.number);
       if (existing && c.error.empty() && existing->file == c.path &&
-          existing->file_size == c.size && existing->file_mtime == c.mtime) {
+          existing->file_identity == c.identity) {
         return existing;
       }
       auto failed = failed_.find(c.path);
-      if (failed != failed_.end() && failed->second.first == c.size &&
-          failed->second.second == c.mtime) {
+      if (failed != failed_.end() && failed->second == c.identity) {
         return existing;
       }
       std::string error;
@@ -373,7 +384,7 @@ std::map<std::string, std::vector<std::string>> ModelRepository::reload_locked(
         failure_reason_.erase(c.path);
         return loaded;
       }
-      failed_[c.path] = {c.size, c.mtime};
+      failed_[c.path] = c.identity;
       failure_reason_[c.path] = error;
       metrics_.count_load_failure(c.name);
       failures[c.name].push_back(c.name + " version " + std::to_string(c.number) + ": " + error);

@@ -55,6 +55,19 @@ struct CanarySpec {
 // Throws std::invalid_argument naming the problem.
 CanarySpec parse_canary(std::string_view text);
 
+// What identifies one state of a model file: device, inode, size and the modification and
+// change times in nanoseconds. The inode matters because writers replace files by rename (a new
+// inode), and two writes within one coarse filesystem clock tick can leave size and mtime
+// unchanged.
+struct FileIdentity {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  friend bool operator==(const FileIdentity&, const FileIdentity&) = default;
+};
+
 // One loaded, validated model version: immutable once published, shared by every request that
 // uses it (each predicts into buffers of its own). Whoever holds a shared_ptr to it keeps it
 // alive after it was unloaded or replaced, so a request in flight finishes on it.
@@ -66,9 +79,8 @@ struct ModelVersion {
   int64_t number = 1;  // ordering within the model (the directory number; 1 for --model FILE)
   Model model;
   std::filesystem::path file;  // "" for a model handed over in memory
-  // The file as loaded (size and mtime): a reload skips versions whose file did not change.
-  uintmax_t file_size = 0;
-  std::filesystem::file_time_type file_mtime{};
+  // The file as loaded: a reload skips versions whose file did not change.
+  FileIdentity file_identity;
   PredictionWriter writer;           // this version's labels and version for /predict bodies
   std::string version_json;          // `version` JSON-quoted
   const Metrics::ModelSeries* series = nullptr;  // its model_inference_* series
@@ -183,9 +195,9 @@ class ModelRepository {
 
   std::mutex reload_mutex_;  // one reload at a time; guards the state below
   std::set<std::string> unloaded_;
-  // Files that failed validation, with the size and mtime they had, so that a poll does not
-  // retry (and re-log) them until they change.
-  std::map<std::filesystem::path, std::pair<uintmax_t, std::filesystem::file_time_type>> failed_;
+  // Files that failed validation, as they were, so that a poll does not retry (and re-log) them
+  // until they change.
+  std::map<std::filesystem::path, FileIdentity> failed_;
   std::map<std::filesystem::path, std::string> failure_reason_;
   std::set<std::filesystem::path> ignored_logged_;  // ignored entries, logged once
   std::atomic<uint64_t> reloads_{0};
