@@ -14,4 +14,12 @@ class IoError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The file could be read but its contents cannot be used: a malformed or truncated format, a
+// field out of range, a data set the model cannot take. Tools report it with exit code 2 ("bad
+// data") and a plain IoError (cannot open, read, write, rename) with exit code 4.
+class DataError : public IoError {
+ public:
+  using IoError::IoError;
+};
+
 }  // namespace simdnn
