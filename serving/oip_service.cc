@@ -77,6 +77,12 @@ Reply PredictionService::route_v2(const Request& request, Exchange& exchange) {
         if (auto denied = token_.require_token(request)) return std::move(*denied);
       }
       return oip_infer(request, exchange);
+    case OipModelPath::Action::kExplain:
+      if (request.method != "POST") return method_not_allowed("POST", path);
+      if (options_.auth_inference) {
+        if (auto denied = token_.require_token(request)) return std::move(*denied);
+      }
+      return oip_explain(request, exchange);
   }
   return error_reply(404, "no such endpoint");
 }

@@ -83,6 +83,8 @@ class PredictionService {
   // Everything under /v2 (oip_service.cc).
   Reply route_v2(const Request& request, Exchange& exchange);
   Reply oip_infer(const Request& request, Exchange& exchange);
+  // POST /v2/models/{name}/explain (oip_explain.cc).
+  Reply oip_explain(const Request& request, Exchange& exchange);
   // The model's predictions for worker.x: runs the model and observes the inference metrics;
   // records the first instance's class in `exchange`.
   const Tensor& run_model(Worker& worker, Exchange& exchange);

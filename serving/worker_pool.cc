@@ -13,6 +13,12 @@ WorkerPool::WorkerPool(Model model, size_t workers) : model_(std::move(model)) {
 
 const Tensor& WorkerPool::predict(Worker& w) const { return model_.predict(w.x, w.workspace, 1); }
 
+Attribution WorkerPool::explain(Worker& w, std::span<const float> x, size_t target_class,
+                                size_t steps) const {
+  if (!w.explainer) w.explainer.emplace(model_, AttributionOptions{.threads = 1});
+  return w.explainer->integrated_gradients(x, target_class, steps);
+}
+
 Worker* WorkerPool::acquire() {
   std::unique_lock lock(mutex_);
   cond_.wait(lock, [&] { return !free_.empty(); });
