@@ -63,10 +63,10 @@ Var Explainer::record_and_differentiate(const Tensor& x, size_t target_class) {
 }
 
 const Tensor& Explainer::input_gradient(const Tensor& x, size_t target_class) {
-  if (x.rank() != 2 || x.cols() != model_.info().input_size()) {
+  if (x.rank() != 2 || x.rows() == 0 || x.cols() != model_.info().input_size()) {
     throw std::invalid_argument("input_gradient: input " + x.shape().to_string() +
-                                " is not [rows, " + std::to_string(model_.info().input_size()) +
-                                "]");
+                                " is not [rows > 0, " +
+                                std::to_string(model_.info().input_size()) + "]");
   }
   check(x.row(0), target_class, "input_gradient");
   record_and_differentiate(x, target_class);

@@ -195,6 +195,9 @@ TEST_CASE("attribution: integrated gradients with a non-black baseline, and bad 
                   std::invalid_argument);
   CHECK_THROWS_AS(explainer.integrated_gradients(x, 0, 8, std::span(base).first(3)),
                   std::invalid_argument);
+  CHECK_THROWS_AS(explainer.input_gradient(Tensor(simdnn::Shape{0, n}), 0), std::invalid_argument);
+  CHECK_THROWS_AS(explainer.input_gradient(Tensor(simdnn::Shape{2, n + 1}), 0),
+                  std::invalid_argument);
 }
 
 TEST_CASE("attribution: explaining does not touch the model's parameter gradients") {
