@@ -27,7 +27,7 @@ namespace {
 constexpr size_t kEndpointCount = static_cast<size_t>(Endpoint::kOther) + 1;
 constexpr std::array<const char*, kEndpointCount> kEndpointLabels = {
     "/predict", "/metrics", "/healthz", "/readyz", "/v2/infer", "/v2/models", "/v2/health",
-    "other"};
+    "/v2/explain", "other"};
 
 prometheus::Histogram::BucketBoundaries batch_buckets(size_t max_batch) {
   prometheus::Histogram::BucketBoundaries b;
@@ -45,6 +45,7 @@ Endpoint endpoint_of(std::string_view path) {
   if (path == "/v2/health/live" || path == "/v2/health/ready") return Endpoint::kV2Health;
   if (path == "/v2") return Endpoint::kV2Models;
   if (path.starts_with("/v2/models/")) {
+    if (path.ends_with("/explain")) return Endpoint::kV2Explain;
     return path.ends_with("/infer") ? Endpoint::kV2Infer : Endpoint::kV2Models;
   }
   return Endpoint::kOther;

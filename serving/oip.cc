@@ -65,6 +65,10 @@ bool parse_oip_model_path(std::string_view path, OipModelPath& out) {
     out.action = OipModelPath::Action::kInfer;
     return true;
   }
+  if (segment == "explain") {
+    out.action = OipModelPath::Action::kExplain;
+    return true;
+  }
   return false;
 }
 

@@ -28,6 +28,8 @@ struct OipLimits {
   // FP32 data are model inputs (pixel * pixel_scale): they must lie in 0..max_fp32, i.e.
   // 255 * pixel_scale (1.0 for MNIST's 1/255).
   double max_fp32 = 1.0;
+  // The explain endpoint's body may name the class to explain: a top-level "class".
+  bool accept_class = false;
 };
 
 enum class OipDatatype { kFp32, kUint8 };
@@ -39,6 +41,8 @@ struct OipInferRequest {
   // Requested outputs; both when the body has no "outputs".
   bool want_probabilities = true;
   bool want_class = true;
+  // The explain endpoint's "class" (only with OipLimits::accept_class); unset: the predicted.
+  std::optional<size_t> target_class;
 };
 
 // Parses a POST /v2/models/{name}/infer body: {"id"?, "inputs":[{"name":"input", "shape":[N,
@@ -51,10 +55,10 @@ struct OipInferRequest {
 std::optional<RequestError> parse_oip_infer(std::string_view body, const OipLimits& limits,
                                             OipInferRequest& request, ParsedInstances& values);
 
-// A /v2/models/... path: {name}[/versions/{version}][/ready|/infer]. Names are compared as
+// A /v2/models/... path: {name}[/versions/{version}][/ready|/infer|/explain]. Names are compared as
 // sent (not percent-decoded).
 struct OipModelPath {
-  enum class Action { kMetadata, kReady, kInfer };
+  enum class Action { kMetadata, kReady, kInfer, kExplain };
   std::string_view name;
   std::optional<std::string_view> version;
   Action action = Action::kMetadata;

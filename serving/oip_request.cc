@@ -123,8 +123,11 @@ class OipInferHandler {
       if (name == "parameters") {
         return set_key(Key::kParameters, seen_parameters_, name) && begin_skip();
       }
+      if (limits_.accept_class && name == "class") return set_key(Key::kClass, seen_class_, name);
       return fail(400, "unknown field " + json(name).dump() +
-                       ": expected \"id\", \"inputs\", \"outputs\" or \"parameters\"");
+                       (limits_.accept_class
+                            ? ": expected \"id\", \"inputs\", \"outputs\", \"parameters\" or \"class\""
+                            : ": expected \"id\", \"inputs\", \"outputs\" or \"parameters\""));
     }
     if (ctx_ == Ctx::kInput) {
       if (name == "name") return set_key(Key::kName, dummy_ = false);
@@ -212,7 +215,7 @@ class OipInferHandler {
 
  private:
   enum class Ctx { kTop, kRoot, kInputs, kInput, kShape, kData, kOutputs, kOutput, kDone };
-  enum class Key { kNone, kId, kInputs, kOutputs, kParameters, kName, kDatatype, kShape, kData };
+  enum class Key { kNone, kId, kInputs, kOutputs, kParameters, kName, kDatatype, kShape, kData, kClass };
   static constexpr size_t kUnset = ~size_t{0};
 
   bool fail(int status, std::string message) {
@@ -255,7 +258,11 @@ class OipInferHandler {
       case Ctx::kShape: return "inputs[0].shape[" + std::to_string(shape_.size()) + "]";
       case Ctx::kData: return "inputs[0].data (value " + std::to_string(values_.pixels.size()) + ")";
       case Ctx::kOutputs: return "outputs[" + std::to_string(outputs_) + "]";
-      case Ctx::kRoot: return key_ == Key::kId ? "\"id\"" : key_ == Key::kInputs ? "\"inputs\"" : "\"outputs\"";
+      case Ctx::kRoot:
+        return key_ == Key::kId       ? "\"id\""
+               : key_ == Key::kInputs ? "\"inputs\""
+               : key_ == Key::kClass  ? "\"class\""
+                                      : "\"outputs\"";
       case Ctx::kInput: return "a field of inputs[0]";
       case Ctx::kOutput: return "outputs[" + std::to_string(outputs_ - 1) + "].name";
       case Ctx::kDone: break;
@@ -276,6 +283,14 @@ class OipInferHandler {
       }
       if (shape_.size() == kMaxShapeRank) return fail(400, "inputs[0].shape has too many dimensions");
       shape_.push_back(static_cast<size_t>(v));
+      return true;
+    }
+    if (ctx_ == Ctx::kRoot && key_ == Key::kClass) {
+      if (!integer || v < 0 || v > 1e9) {
+        return fail(400, "\"class\" = " + number_text(v) + " is not a class index (a "
+                         "non-negative integer)");
+      }
+      request_.target_class = static_cast<size_t>(v);
       return true;
     }
     if (ctx_ != Ctx::kData) return unexpected("a number");
@@ -301,6 +316,7 @@ class OipInferHandler {
   Ctx ctx_ = Ctx::kTop;
   Key key_ = Key::kNone;
   bool seen_id_ = false, seen_inputs_ = false, seen_outputs_ = false, seen_parameters_ = false;
+  bool seen_class_ = false;
   bool seen_name_ = false, seen_datatype_ = false, seen_shape_ = false, seen_data_ = false;
   bool dummy_ = false;
   bool skip_next_ = false;

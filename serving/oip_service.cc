@@ -93,6 +93,13 @@ Reply PredictionService::route_v2(const Request& request, Exchange& exchange) {
       }
       exchange.served = std::move(resolved.version);
       return oip_infer(request, exchange);
+    case OipModelPath::Action::kExplain:
+      if (request.method != "POST") return method_not_allowed("POST", path);
+      if (options_.auth_inference) {
+        if (auto denied = token_.require_token(request)) return std::move(*denied);
+      }
+      exchange.served = std::move(resolved.version);
+      return oip_explain(request, exchange);
   }
   return error_reply(404, "no such endpoint");
 }

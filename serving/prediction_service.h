@@ -100,6 +100,8 @@ class PredictionService {
   Reply oip_infer(const Request& request, Exchange& exchange);
   // POST /v2/models/{name}/feedback (feedback.cc).
   Reply feedback(const Request& request, std::string_view model);
+  // POST /v2/models/{name}/explain (oip_explain.cc).
+  Reply oip_explain(const Request& request, Exchange& exchange);
   // The model's predictions for worker.x: runs the model and observes the inference metrics;
   // records the first instance's class in `exchange`.
   const Tensor& run_model(const ModelVersion& version, Worker& worker, Exchange& exchange);

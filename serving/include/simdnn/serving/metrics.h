@@ -21,8 +21,10 @@ namespace simdnn::serving {
 // clients cannot grow the label set without bound.
 // Labels: "/predict", "/metrics", "/healthz", "/readyz", "/v2/infer" (POST
 // /v2/models/.../infer), "/v2/models" (/v2 and every other /v2/models/... path), "/v2/health"
-// (/v2/health/live and /ready), "other".
-enum class Endpoint { kPredict, kMetrics, kHealthz, kReadyz, kV2Infer, kV2Models, kV2Health, kOther };
+// (/v2/health/live and /ready), "/v2/explain" (POST /v2/models/.../explain), "other".
+enum class Endpoint {
+  kPredict, kMetrics, kHealthz, kReadyz, kV2Infer, kV2Models, kV2Health, kV2Explain, kOther
+};
 
 // "/predict" -> Endpoint::kPredict, "/v2/models/m/infer" -> Endpoint::kV2Infer, ..., anything
 // else -> Endpoint::kOther.
