@@ -217,6 +217,10 @@ TEST_CASE("train CLI: bad input exits non-zero, names the problem and writes no 
   expect_failure("--data " + (dir / "data").string() + " --batch 0", "--batch");
   expect_failure("--data " + (dir / "data").string() + " --optimizer adamx", "--optimizer");
   expect_failure("--data " + (dir / "data").string() + " --hidden 12,x", "--hidden");
+  // CLI11's own errors are exit 1 too (not its 100+ codes).
+  RunResult abc = run_train(dir, "--epochs abc --out " + model);
+  CHECK(abc.exit_code == 1);
+  CHECK(abc.err.find("--epochs") != std::string::npos);
 
   // Corrupt copies of the data set, one problem each.
   auto corrupt = [&](const std::string& name, auto&& mutate) {
@@ -470,6 +474,34 @@ TEST_CASE("train CLI: fine-tuning keeps the architecture, freezes layers, counts
   CHECK_FALSE(fs::exists(dir / "x.st"));
   RunResult zero = run_train(dir, data + "--model-version 0 --out " + (dir / "x.st").string());
   CHECK(zero.exit_code == 1);
+
+  // A parent whose version is not a number ("seed1", as models were labelled before): the
+  // next version cannot be derived, so it must be given.
+  simdnn::Model legacy = simdnn::load_model(v1);
+  legacy.info().version = "seed1";
+  simdnn::save_model(dir / "legacy.st", legacy);
+  RunResult unnumbered = run_train(dir, data + "--init-from " + (dir / "legacy.st").string() +
+                                            " --out " + (dir / "x.st").string());
+  CHECK(unnumbered.exit_code == 1);
+  CHECK(unnumbered.err.find("--model-version") != std::string::npos);
+  RunResult numbered = run_train(dir, data + "--init-from " + (dir / "legacy.st").string() +
+                                          " --model-version 3 --out " + (dir / "x.st").string());
+  CHECK(numbered.exit_code == 0);
+  CHECK(nlohmann::json::parse(simdnn::load_model(dir / "x.st").info().provenance)["parent_version"] ==
+        "seed1");
+  // A parent file that is not a model: bad data, exit 2; a missing one: I/O, exit 4.
+  auto bytes = simdnn::test::read_raw(v1);
+  bytes.resize(bytes.size() / 2);
+  simdnn::test::write_raw(dir / "cut.st", bytes);
+  RunResult cut = run_train(dir, data + "--init-from " + (dir / "cut.st").string() + " --out " +
+                                     (dir / "y.st").string());
+  CHECK(cut.exit_code == 2);
+  CHECK(cut.err.find("cut.st") != std::string::npos);
+  RunResult gone = run_train(dir, data + "--init-from " + (dir / "gone.st").string() + " --out " +
+                                      (dir / "y.st").string());
+  CHECK(gone.exit_code == 4);
+  CHECK(gone.err.find("gone.st") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "y.st"));
 }
 
 TEST_CASE("train CLI: regularisation flags train, and bad values are usage errors") {
