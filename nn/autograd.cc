@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "simdnn/regularization.h"
 #include "simdnn/softmax_kernels.h"
 #include "simdnn/vector_kernels.h"
 
@@ -40,6 +41,7 @@ Tape::Node& Tape::push(Op op, std::initializer_list<Var> inputs) {
   n.target = nullptr;
   n.column = 0;
   n.labels = {};
+  n.class_weights = {};
   int k = 0;
   for (int& i : n.in) i = -1;
   for (Var v : inputs) {
@@ -117,7 +119,7 @@ Var Tape::differentiable_input(const Tensor& x) {
 Var Tape::param(Parameter& p) {
   Node& n = push(Op::kParam, {});
   n.parameter = &p;
-  n.requires_grad = true;
+  n.requires_grad = p.trainable;  // a frozen parameter: nothing computes its gradient
   return Var{static_cast<int32_t>(count_ - 1)};
 }
 
@@ -152,6 +154,42 @@ Var Tape::softmax_cross_entropy(Var logits, std::span<const int32_t> labels) {
   n.value.resize(Shape{1});
   n.value[0] = static_cast<float>(softmax_cross_entropy_forward(
       lv.rows(), lv.cols(), lv.data(), lv.cols(), labels.data(), n.aux.data()));
+  return Var{static_cast<int32_t>(count_ - 1)};
+}
+
+Var Tape::softmax_cross_entropy(Var logits, std::span<const int32_t> labels,
+                                std::span<const float> class_weights) {
+  if (class_weights.empty()) return softmax_cross_entropy(logits, labels);
+  const Var v = softmax_cross_entropy(logits, labels);
+  Node& n = nodes_[v.index];
+  const size_t rows = n.aux.rows(), cols = n.aux.cols();
+  if (class_weights.size() != cols) {
+    throw std::invalid_argument("softmax_cross_entropy: " + std::to_string(class_weights.size()) +
+                                " class weights for " + std::to_string(cols) + " classes");
+  }
+  n.class_weights = class_weights;
+  // Each row's loss from the logits (log-sum-exp, stable), weighted; the kernel above has
+  // already written the probabilities the backward pass needs.
+  const Tensor& z = value_of(n.in[0]);
+  double sum = 0.0;
+  for (size_t r = 0; r < rows; ++r) {
+    const float* row = z.data() + r * cols;
+    double max = row[0];
+    for (size_t c = 1; c < cols; ++c) max = std::max(max, static_cast<double>(row[c]));
+    double e = 0.0;
+    for (size_t c = 0; c < cols; ++c) e += std::exp(static_cast<double>(row[c]) - max);
+    const double loss = max + std::log(e) - row[labels[r]];
+    sum += class_weights[labels[r]] * loss;
+  }
+  n.value[0] = static_cast<float>(rows ? sum / static_cast<double>(rows) : 0.0);
+  return v;
+}
+
+Var Tape::dropout(Var x, float rate, Rng& rng) {
+  const Tensor& xv = value(x);
+  Node& n = push(Op::kDropout, {x});
+  dropout_mask(rate, rng, xv.size(), n.aux);
+  dropout_forward(xv, n.aux, n.value);
   return Var{static_cast<int32_t>(count_ - 1)};
 }
 
@@ -283,7 +321,19 @@ void Tape::backward_node(Node& n) {
         dx = scratch_.data();
       }
       softmax_cross_entropy_backward(rows, cols, n.aux.data(), n.labels.data(), scale, dx);
+      if (!n.class_weights.empty()) {  // each row's gradient scaled by its class's weight
+        for (size_t r = 0; r < rows; ++r) {
+          const float w = n.class_weights[n.labels[r]];
+          for (size_t c = 0; c < cols; ++c) dx[r * cols + c] *= w;
+        }
+      }
       if (t.beta != 0.0f) axpy(n.aux.size(), 1.0f, scratch_.data(), t.grad->data());
+      return;
+    }
+    case Op::kDropout: {
+      if (!nodes_[n.in[0]].requires_grad) return;
+      GradTarget t = grad_target(n.in[0]);
+      dropout_backward(n.aux, n.grad, t.grad->data(), t.beta);
       return;
     }
     case Op::kMse: {

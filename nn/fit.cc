@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 
@@ -47,6 +50,24 @@ History fit(Model& model, Optimizer& optimizer, Rng& rng, const LabelledSamples&
   if (train.count() > UINT32_MAX) throw std::invalid_argument("fit: over 2^32 samples");
   check(model, train, "training");
   if (validation.count()) check(model, validation, "validation");
+  if (options.early_stopping_patience < 0) {
+    throw std::invalid_argument("fit: negative early-stopping patience");
+  }
+  if (options.early_stopping_patience > 0 && validation.count() == 0) {
+    throw std::invalid_argument("fit: early stopping watches the validation loss, and there is "
+                                "no validation data");
+  }
+  if (!(options.divergence_factor >= 0)) throw std::invalid_argument("fit: negative divergence factor");
+  std::optional<LrSchedule> schedule;
+  if (options.lr_schedule) {
+    schedule.emplace(*options.lr_schedule, optimizer.learning_rate(), options.epochs);
+  }
+  const auto& weights = options.regularization.class_weights;
+  if (!weights.empty() && weights.size() != model.num_classes()) {
+    throw std::invalid_argument("fit: " + std::to_string(weights.size()) +
+                                " class weights for a model of " +
+                                std::to_string(model.num_classes()) + " classes");
+  }
 
   const float scale = model.info().pixel_scale;
   Tape tape(options.threads);
@@ -54,7 +75,19 @@ History fit(Model& model, Optimizer& optimizer, Rng& rng, const LabelledSamples&
   std::vector<uint32_t> order(train.count());
   std::vector<int32_t> labels;
   History history;
+  // Divergence: the baseline (first steps of this run) and the last steps' losses.
+  const double chance_loss = std::log(static_cast<double>(model.num_classes()));
+  double baseline = 0.0;
+  std::vector<double> window(std::max<size_t>(options.divergence_window, 1), 0.0);
+  size_t steps = 0;
+  double window_sum = 0.0;
+  // Early stopping: the best validation loss, its epoch and (to restore) its weights.
+  double best_loss = std::numeric_limits<double>::infinity();
+  int wait = 0;
+  std::vector<Tensor> best_weights;
+  const std::vector<Parameter*>& params = model.parameters();
   for (int epoch = options.first_epoch; epoch <= options.epochs; ++epoch) {
+    if (schedule) optimizer.set_learning_rate(static_cast<float>(schedule->rate(epoch)));
     std::iota(order.begin(), order.end(), 0u);
     rng.shuffle(order);
     // Same batches, rows grouped by class: their blank backgrounds line up, and the first
@@ -71,11 +104,33 @@ History fit(Model& model, Optimizer& optimizer, Rng& rng, const LabelledSamples&
       gather_labels(train.labels, idx, labels);
       StepResult r;
       try {
-        r = train_step(model.network(), tape, optimizer, x, labels);
+        r = train_step(model.network(), tape, optimizer, x, labels, options.regularization,
+                       rng);
       } catch (const NonFiniteLoss& e) {
         throw TrainingDiverged(std::string(e.what()) + " at epoch " + std::to_string(epoch) +
                                    ", sample " + std::to_string(start),
                                epoch, start);
+      }
+      if (options.divergence_factor > 0) {
+        if (steps == 0) baseline = r.loss;  // the first step's loss is the starting model's
+        const size_t slot = steps % window.size();
+        window_sum += r.loss - window[slot];
+        window[slot] = r.loss;
+        ++steps;
+        if (steps >= window.size()) {
+          const double mean = window_sum / static_cast<double>(window.size());
+          const double limit = std::max(options.divergence_factor * baseline, chance_loss);
+          if (mean > limit) {
+            char what[256];
+            std::snprintf(what, sizeof what,
+                          "the training loss diverged: the mean of the last %zu steps is %.4g, "
+                          "over %.4g (%.3gx the first step's %.4g, at least a uniform guess's "
+                          "%.4g) at epoch %d, sample %zu",
+                          window.size(), mean, limit, options.divergence_factor, baseline,
+                          chance_loss, epoch, start);
+            throw TrainingDiverged(what, epoch, start);
+          }
+        }
       }
       loss_sum += r.loss * static_cast<double>(n);
       correct += r.correct;
@@ -92,6 +147,7 @@ History fit(Model& model, Optimizer& optimizer, Rng& rng, const LabelledSamples&
     result.samples = seen;
     result.loss = loss_sum / static_cast<double>(seen);
     result.accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+    result.learning_rate = optimizer.learning_rate();
     history.train_seconds += result.seconds;
     if (validation.count()) {
       result.validation = evaluate(model.network(), validation, model.num_classes(), scale,
@@ -102,7 +158,33 @@ History fit(Model& model, Optimizer& optimizer, Rng& rng, const LabelledSamples&
                       options.checkpoint_settings);
     }
     history.epochs.push_back(result);
+    if (schedule) schedule->on_epoch_end(result.validation ? result.validation->loss : result.loss);
+    bool stop = false;
+    if (options.early_stopping_patience > 0) {
+      if (result.validation->loss < best_loss) {
+        best_loss = result.validation->loss;
+        history.best_epoch = epoch;
+        wait = 0;
+        if (options.restore_best_weights) {
+          best_weights.resize(params.size());
+          for (size_t i = 0; i < params.size(); ++i) {
+            best_weights[i].resize(params[i]->value.shape());
+            std::copy_n(params[i]->value.data(), params[i]->value.size(), best_weights[i].data());
+          }
+        }
+      } else if (++wait >= options.early_stopping_patience) {
+        stop = epoch < options.epochs;
+        history.stopped_early = stop;
+      }
+    }
     if (callbacks.on_epoch_end && !callbacks.on_epoch_end(history.epochs.back())) break;
+    if (stop) break;
+  }
+  if (!best_weights.empty() && history.best_epoch != history.epochs.back().epoch) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      std::copy_n(best_weights[i].data(), best_weights[i].size(), params[i]->value.data());
+    }
+    history.restored_best = true;
   }
   return history;
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "simdnn/atomic_file.h"
 #include "simdnn/io_error.h"
 
 namespace simdnn {
@@ -29,6 +30,7 @@ SafetensorsFile model_to_safetensors(const Model& model) {
       {"class_names", nlohmann::json(info.class_names).dump()},
       {"version", info.version},
   };
+  if (!info.provenance.empty()) file.metadata["provenance"] = info.provenance;
   if (info.reference_profile) {
     file.metadata["reference_profile"] = reference_profile_to_json(*info.reference_profile);
   }
@@ -118,6 +120,11 @@ Model model_from_safetensors(const SafetensorsFile& file, std::string_view name)
   }
   auto it = file.metadata.find("version");
   if (it != file.metadata.end()) info.version = it->second;
+  if (auto p = file.metadata.find("provenance"); p != file.metadata.end()) {
+    const nlohmann::json j = nlohmann::json::parse(p->second, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) bad(name, "__metadata__ \"provenance\" is not a JSON object");
+    info.provenance = p->second;
+  }
 
   std::vector<LayerSpec> layers;
   try {
@@ -212,6 +219,20 @@ void save_model(const std::filesystem::path& path, const Model& model) {
 
 Model load_model(const std::filesystem::path& path) {
   return model_from_safetensors(load_safetensors(path), path.string());
+}
+
+void save_model_validated(const std::filesystem::path& path, const Model& model) {
+  const std::vector<uint8_t> bytes = serialize_safetensors(model_to_safetensors(model));
+  AtomicFileWriter writer(path);
+  writer.write(bytes);
+  try {
+    load_model(writer.temp_path());
+  } catch (const std::exception& e) {
+    // The writer's destructor removes the temporary file; `path` is untouched.
+    throw DataError(path.string() + ": the new model does not load back, so it was not " +
+                    "written (the previous file, if any, is unchanged): " + e.what());
+  }
+  writer.commit();
 }
 
 }  // namespace simdnn

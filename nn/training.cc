@@ -4,16 +4,45 @@
 #include <string>
 
 #include "simdnn/evaluation.h"
+#include "simdnn/regularization.h"
 
 namespace simdnn {
+namespace {
+
+// Sequential::forward_logits with dropout after every hidden layer: the logits of a training
+// forward pass. A hidden layer ends where the next Dense begins.
+Var forward_logits_with_dropout(Sequential& model, Tape& tape, Var x, float rate, Rng& rng) {
+  const auto& layers = model.layers();
+  size_t end = layers.size();
+  if (model.ends_with_softmax()) --end;  // fused into the loss
+  for (size_t i = 0; i < end; ++i) {
+    x = layers[i]->forward(tape, x);
+    if (i + 1 < end && dynamic_cast<const Dense*>(layers[i + 1].get()) != nullptr) {
+      x = tape.dropout(x, rate, rng);
+    }
+  }
+  return x;
+}
+
+}  // namespace
 
 StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const DenseInput& x,
                       std::span<const int32_t> labels) {
+  Rng unused(0);
+  return train_step(model, tape, optimizer, x, labels, Regularization{}, unused);
+}
+
+StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const DenseInput& x,
+                      std::span<const int32_t> labels, const Regularization& regularization,
+                      Rng& rng) {
   tape.clear();
   const std::vector<Parameter*>& params = model.parameters();
   for (Parameter* p : params) p->zero_grad();
-  Var logits = model.forward_logits(tape, tape.input(x));
-  Var loss = tape.softmax_cross_entropy(logits, labels);
+  Var logits = regularization.dropout > 0.0f
+                   ? forward_logits_with_dropout(model, tape, tape.input(x),
+                                                 regularization.dropout, rng)
+                   : model.forward_logits(tape, tape.input(x));
+  Var loss = tape.softmax_cross_entropy(logits, labels, regularization.class_weights);
   StepResult result;
   result.loss = tape.value(loss)[0];
   if (!std::isfinite(result.loss)) {
@@ -24,6 +53,14 @@ StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const
     result.correct += static_cast<int32_t>(argmax(z.row(r))) == labels[r];
   }
   tape.backward(loss);
+  if (regularization.l2 > 0.0f) {
+    for (const auto& layer : model.layers()) {
+      if (auto* dense = dynamic_cast<Dense*>(layer.get())) {
+        Parameter* kernel = &dense->weight;
+        result.loss += l2_penalty({&kernel, 1}, regularization.l2, /*add_gradient=*/true);
+      }
+    }
+  }
   optimizer.step(params);
   return result;
 }

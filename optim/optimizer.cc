@@ -46,6 +46,10 @@ void for_each_chunk(std::span<Parameter* const> params, int threads, const Updat
     size_t base = 0;
     for (size_t i = 0; i < params.size() && base < hi; ++i) {
       const size_t n = params[i]->value.size();
+      if (!params[i]->trainable) {  // frozen: its share of the work is simply skipped
+        base += n;
+        continue;
+      }
       const size_t b = std::max(lo, base), e = std::min(hi, base + n);
       if (b < e) update(i, b - base, e - b);
       base += n;

@@ -2,9 +2,13 @@
 // SIMDNN_TRAIN_BIN is the path of the built tool (tests/CMakeLists.txt).
 #include <doctest/doctest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -13,6 +17,7 @@
 #include "simdnn/idx.h"
 #include "simdnn/model_file.h"
 #include "simdnn/random.h"
+#include "simdnn/safetensors.h"
 
 #ifdef SIMDNN_TRAIN_BIN
 namespace fs = std::filesystem;
@@ -40,7 +45,10 @@ RunResult run_train(const simdnn::test::TempDir& dir, const std::string& args,
 }
 
 // A small MNIST-format directory: 8x8 images whose class lights one of four quadrants.
-void write_dataset(const fs::path& dir, size_t train_count, size_t test_count, size_t side = 8) {
+// Training samples from `mislabel_from` on carry the next quadrant's label instead of their own
+// (a validation part whose loss rises as the model learns).
+void write_dataset(const fs::path& dir, size_t train_count, size_t test_count, size_t side = 8,
+                   size_t mislabel_from = SIZE_MAX) {
   fs::create_directories(dir);
   simdnn::Rng rng(5);
   for (auto [split, count] : {std::pair{"train", train_count}, std::pair{"t10k", test_count}}) {
@@ -57,13 +65,23 @@ void write_dataset(const fs::path& dir, size_t train_count, size_t test_count, s
         images.pixels[i * side * side + p] =
             static_cast<uint8_t>(rng.uniform(0, 100) + (quadrant == label ? 150 : 0));
       }
+      if (std::string(split) == "train" && i >= mislabel_from) {
+        labels.labels.back() = static_cast<uint8_t>((label + 1) % 4);
+      }
     }
     simdnn::write_idx_images(dir / (std::string(split) + "-images-idx3-ubyte.gz"), images);
     simdnn::write_idx_labels(dir / (std::string(split) + "-labels-idx1-ubyte"), labels);
   }
 }
 
-std::vector<uint8_t> file_bytes(const fs::path& p) { return simdnn::test::read_raw(p); }
+// A model file's bytes without its provenance (which records the time, the command line and the
+// thread count): what must be the same bit for bit for the same seed.
+std::vector<uint8_t> file_bytes(const fs::path& p) {
+  simdnn::Model m = simdnn::load_model(p);
+  REQUIRE_FALSE(m.info().provenance.empty());
+  m.info().provenance.clear();
+  return simdnn::serialize_safetensors(simdnn::model_to_safetensors(m));
+}
 
 }  // namespace
 
@@ -199,6 +217,10 @@ TEST_CASE("train CLI: bad input exits non-zero, names the problem and writes no 
   expect_failure("--data " + (dir / "data").string() + " --batch 0", "--batch");
   expect_failure("--data " + (dir / "data").string() + " --optimizer adamx", "--optimizer");
   expect_failure("--data " + (dir / "data").string() + " --hidden 12,x", "--hidden");
+  // CLI11's own errors are exit 1 too (not its 100+ codes).
+  RunResult abc = run_train(dir, "--epochs abc --out " + model);
+  CHECK(abc.exit_code == 1);
+  CHECK(abc.err.find("--epochs") != std::string::npos);
 
   // Corrupt copies of the data set, one problem each.
   auto corrupt = [&](const std::string& name, auto&& mutate) {
@@ -246,6 +268,259 @@ TEST_CASE("train CLI: a diverging run stops with a clear message and keeps no br
   CHECK(r.exit_code == 3);
   CHECK_MESSAGE(r.err.find("loss became") != std::string::npos, r.err);
   CHECK_FALSE(fs::exists(dir / "m.st"));
+}
+
+TEST_CASE("train CLI: a finite but runaway loss exits 3 and leaves the good model byte-identical") {
+  simdnn::test::TempDir dir("train-cli-runaway");
+  write_dataset(dir / "data", 512, 32);
+  const std::string data = "--data " + (dir / "data").string() + " --epochs 2 ";
+  const fs::path model = dir / "m.st";
+  REQUIRE(run_train(dir, data + "--out " + model.string()).exit_code == 0);
+  const auto good = simdnn::test::read_raw(model);
+  RunResult r = run_train(dir, data + "--optimizer sgd --lr 30 --out " + model.string());
+  CHECK(r.exit_code == 3);
+  CHECK_MESSAGE(r.err.find("without writing") != std::string::npos, r.err);
+  CHECK(simdnn::test::read_raw(model) == good);
+}
+
+TEST_CASE("train CLI: the test set is reported once, at the end, not per epoch") {
+  simdnn::test::TempDir dir("train-cli-test-once");
+  write_dataset(dir / "data", 200, 40);
+  RunResult r = run_train(dir, "--data " + (dir / "data").string() +
+                                   " --epochs 3 --val-split 0.2 --json --out " +
+                                   (dir / "m.st").string());
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  size_t epochs = 0, done = 0;
+  std::stringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["event"] == "epoch") {
+      ++epochs;
+      CHECK_FALSE(j.contains("test_accuracy"));
+      CHECK_FALSE(j.contains("test_loss"));
+      CHECK(j.contains("val_accuracy"));
+    }
+    if (j["event"] == "done") {
+      ++done;
+      CHECK(j["test_accuracy"].get<double>() > 0.5);
+    }
+  }
+  CHECK(epochs == 3);
+  CHECK(done == 1);
+  RunResult text = run_train(dir, "--data " + (dir / "data").string() +
+                                      " --epochs 2 --out " + (dir / "t.st").string());
+  REQUIRE(text.exit_code == 0);
+  for (const auto& line : lines_starting_with(text.out, "epoch ")) {
+    CHECK(line.find("test") == std::string::npos);
+  }
+  CHECK(lines_starting_with(text.out, "test accuracy").size() == 1);
+}
+
+TEST_CASE("train CLI: an unwritable --out fails at once with exit 4") {
+  simdnn::test::TempDir dir("train-cli-out");
+  write_dataset(dir / "data", 64, 16);
+  RunResult missing = run_train(dir, "--data " + (dir / "data").string() + " --out " +
+                                         (dir / "no-such-dir" / "m.st").string());
+  CHECK(missing.exit_code == 4);
+  CHECK_MESSAGE(missing.err.find("no-such-dir") != std::string::npos, missing.err);
+  CHECK(missing.out.find("epoch") == std::string::npos);  // before any training
+  // Before the data is read, too: a missing data directory is not what is reported.
+  RunResult first = run_train(dir, "--data " + (dir / "nowhere").string() + " --out " +
+                                       (dir / "no-such-dir" / "m.st").string());
+  CHECK(first.exit_code == 4);
+  CHECK(first.err.find("no-such-dir") != std::string::npos);
+  CHECK(first.err.find("nowhere") == std::string::npos);
+  if (::geteuid() != 0) {  // root writes anywhere
+    fs::create_directories(dir / "ro");
+    fs::permissions(dir / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+    RunResult ro = run_train(dir, "--data " + (dir / "data").string() + " --out " +
+                                      (dir / "ro" / "m.st").string());
+    CHECK(ro.exit_code == 4);
+    CHECK(ro.err.find("not writable") != std::string::npos);
+    fs::permissions(dir / "ro", fs::perms::owner_all);
+  }
+}
+
+TEST_CASE("train CLI: a model predict would refuse is not written, the old one stays, exit 2") {
+  simdnn::test::TempDir dir("train-cli-validate");
+  write_dataset(dir / "data", 64, 16);
+  const fs::path model = dir / "m.st";
+  REQUIRE(run_train(dir, "--data " + (dir / "data").string() + " --epochs 1 --out " +
+                             model.string()).exit_code == 0);
+  const auto good = simdnn::test::read_raw(model);
+  // 1x5000-pixel images: training works, but the model file's reader takes at most 4096
+  // pixels a side, so the model would not load in predict or serve.
+  fs::create_directories(dir / "wide");
+  for (const char* split : {"train", "t10k"}) {
+    simdnn::ImageSet images;
+    simdnn::LabelSet labels;
+    images.count = 8;
+    images.rows = 1;
+    images.cols = 5000;
+    images.pixels.assign(8 * 5000, 0);
+    for (size_t i = 0; i < 8; ++i) {
+      labels.labels.push_back(static_cast<uint8_t>(i % 2));
+      images.pixels[i * 5000 + i] = 200;
+    }
+    simdnn::write_idx_images(dir / "wide" / (std::string(split) + "-images-idx3-ubyte"), images);
+    simdnn::write_idx_labels(dir / "wide" / (std::string(split) + "-labels-idx1-ubyte"), labels);
+  }
+  RunResult r = run_train(dir, "--data " + (dir / "wide").string() + " --epochs 1 --hidden 4 --out " +
+                                   model.string());
+  CHECK(r.exit_code == 2);
+  CHECK_MESSAGE(r.err.find("5000") != std::string::npos, r.err);
+  CHECK(simdnn::test::read_raw(model) == good);
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    CHECK_MESSAGE(e.path().filename().string().find(".tmp.") == std::string::npos, e.path());
+  }
+}
+
+TEST_CASE("train CLI: early stopping needs a validation split, and restores the best epoch") {
+  simdnn::test::TempDir dir("train-cli-early");
+  write_dataset(dir / "data", 300, 40, 8, 240);  // the last 20%, the validation part, mislabelled
+  const std::string data = "--data " + (dir / "data").string() + " ";
+  RunResult no_val = run_train(dir, data + "--early-stopping 2 --out " + (dir / "a.st").string());
+  CHECK(no_val.exit_code == 1);
+  CHECK(no_val.err.find("--val-split") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "a.st"));
+  RunResult r = run_train(dir, data + "--early-stopping 1 --val-split 0.2 --epochs 40 --json "
+                                      "--lr-schedule plateau --lr-plateau-patience 1 --out " +
+                                      (dir / "b.st").string());
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  nlohmann::json done;
+  std::stringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["event"] == "done") done = j;
+  }
+  REQUIRE(done.is_object());
+  CHECK(done["stopped_early"].get<bool>());
+  CHECK(done["epochs_run"].get<int>() < 40);
+  CHECK(done["best_epoch"].get<int>() == done["epochs_run"].get<int>() - 1);
+  RunResult bad = run_train(dir, data + "--lr-schedule step --lr-step-factor 2 --out " +
+                                     (dir / "c.st").string());
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("factor") != std::string::npos);
+}
+
+TEST_CASE("train CLI: fine-tuning keeps the architecture, freezes layers, counts versions, and "
+          "records provenance") {
+  simdnn::test::TempDir dir("train-cli-finetune");
+  write_dataset(dir / "data", 200, 40);
+  const std::string data = "--data " + (dir / "data").string() + " --epochs 1 ";
+  const fs::path v1 = dir / "v1.st", v2 = dir / "v2.st";
+  REQUIRE(run_train(dir, data + "--hidden 16,8 --seed 5 --out " + v1.string()).exit_code == 0);
+  const simdnn::Model parent = simdnn::load_model(v1);
+  CHECK(parent.info().version == "1");
+
+  RunResult r = run_train(dir, data + "--init-from " + v1.string() + " --freeze 1 --out " +
+                                   v2.string());
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const simdnn::Model child = simdnn::load_model(v2);
+  CHECK(child.info().version == "2");
+  CHECK(child.info().class_names == parent.info().class_names);
+  REQUIRE(child.layers().size() == 3);
+  const auto& pp = parent.parameters();
+  const auto& cp = child.parameters();
+  auto same = [](const simdnn::Parameter& a, const simdnn::Parameter& b) {
+    return a.value.size() == b.value.size() &&
+           std::equal(a.value.data(), a.value.data() + a.value.size(), b.value.data());
+  };
+  CHECK(same(*pp[0], *cp[0]));  // frozen: dense_0 weight and bias, bit for bit
+  CHECK(same(*pp[1], *cp[1]));
+  CHECK_FALSE(same(*pp[2], *cp[2]));  // dense_1 trained
+
+  const auto prov = nlohmann::json::parse(child.info().provenance);
+  CHECK(prov["version"] == "2");
+  CHECK(prov["parent_version"] == "1");
+  CHECK(prov["samples"]["train"] == 200);
+  CHECK(prov["samples"]["test"] == 40);
+  CHECK(prov["epochs_run"] == 1);
+  CHECK(prov["seed"] == 1);
+  CHECK(prov["metrics"].contains("test_accuracy"));
+  CHECK(prov["metrics"].contains("train_loss"));
+  CHECK(prov["data"]["files"].size() == 4);
+  CHECK(prov["data"]["files"]["train-labels-idx1-ubyte"].get<std::string>().size() == 64);
+  CHECK(prov["parent"]["frozen_dense_layers"] == 1);
+  CHECK(prov["git_commit"].is_string());
+  CHECK(prov["created_utc"].get<std::string>().back() == 'Z');
+  CHECK(prov["command_line"].dump().find("--freeze") != std::string::npos);
+
+  // --model-version overrides; mismatches are refused, naming what differs.
+  RunResult v7 = run_train(dir, data + "--init-from " + v1.string() + " --model-version 7 --out " +
+                                    (dir / "v7.st").string());
+  REQUIRE(v7.exit_code == 0);
+  CHECK(simdnn::load_model(dir / "v7.st").info().version == "7");
+  RunResult hidden = run_train(dir, data + "--init-from " + v1.string() + " --hidden 32 --out " +
+                                        (dir / "x.st").string());
+  CHECK(hidden.exit_code == 1);
+  CHECK(hidden.err.find("16,8") != std::string::npos);
+  RunResult act = run_train(dir, data + "--init-from " + v1.string() + " --activation tanh --out " +
+                                     (dir / "x.st").string());
+  CHECK(act.exit_code == 1);
+  CHECK(act.err.find("activation") != std::string::npos);
+  RunResult names = run_train(dir, data + "--init-from " + v1.string() +
+                                       " --class-names a,b,c,d --out " + (dir / "x.st").string());
+  CHECK(names.exit_code == 1);
+  CHECK(names.err.find("--class-names") != std::string::npos);
+  write_dataset(dir / "big", 32, 8, 10);
+  RunResult size = run_train(dir, "--data " + (dir / "big").string() + " --epochs 1 --init-from " +
+                                       v1.string() + " --out " + (dir / "x.st").string());
+  CHECK(size.exit_code == 2);
+  CHECK(size.err.find("10x10") != std::string::npos);
+  RunResult freeze_all = run_train(dir, data + "--init-from " + v1.string() + " --freeze 3 --out " +
+                                            (dir / "x.st").string());
+  CHECK(freeze_all.exit_code == 1);
+  CHECK_FALSE(fs::exists(dir / "x.st"));
+  RunResult zero = run_train(dir, data + "--model-version 0 --out " + (dir / "x.st").string());
+  CHECK(zero.exit_code == 1);
+
+  // A parent whose version is not a number ("seed1", as models were labelled before): the
+  // next version cannot be derived, so it must be given.
+  simdnn::Model legacy = simdnn::load_model(v1);
+  legacy.info().version = "seed1";
+  simdnn::save_model(dir / "legacy.st", legacy);
+  RunResult unnumbered = run_train(dir, data + "--init-from " + (dir / "legacy.st").string() +
+                                            " --out " + (dir / "x.st").string());
+  CHECK(unnumbered.exit_code == 1);
+  CHECK(unnumbered.err.find("--model-version") != std::string::npos);
+  RunResult numbered = run_train(dir, data + "--init-from " + (dir / "legacy.st").string() +
+                                          " --model-version 3 --out " + (dir / "x.st").string());
+  CHECK(numbered.exit_code == 0);
+  CHECK(nlohmann::json::parse(simdnn::load_model(dir / "x.st").info().provenance)["parent_version"] ==
+        "seed1");
+  // A parent file that is not a model: bad data, exit 2; a missing one: I/O, exit 4.
+  auto bytes = simdnn::test::read_raw(v1);
+  bytes.resize(bytes.size() / 2);
+  simdnn::test::write_raw(dir / "cut.st", bytes);
+  RunResult cut = run_train(dir, data + "--init-from " + (dir / "cut.st").string() + " --out " +
+                                     (dir / "y.st").string());
+  CHECK(cut.exit_code == 2);
+  CHECK(cut.err.find("cut.st") != std::string::npos);
+  RunResult gone = run_train(dir, data + "--init-from " + (dir / "gone.st").string() + " --out " +
+                                      (dir / "y.st").string());
+  CHECK(gone.exit_code == 4);
+  CHECK(gone.err.find("gone.st") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "y.st"));
+}
+
+TEST_CASE("train CLI: regularisation flags train, and bad values are usage errors") {
+  simdnn::test::TempDir dir("train-cli-reg");
+  write_dataset(dir / "data", 200, 40);
+  const std::string data = "--data " + (dir / "data").string() + " --epochs 2 ";
+  RunResult r = run_train(dir, data + "--dropout 0.2 --l2 1e-4 --class-weights balanced --json --out " +
+                                   (dir / "a.st").string());
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const auto acc_pos = r.out.rfind("\"test_accuracy\":");
+  REQUIRE(acc_pos != std::string::npos);
+  CHECK(std::stod(r.out.substr(acc_pos + 16)) > 0.8);
+  for (const std::string bad : {"--dropout 1", "--l2 -1", "--class-weights 1,2",
+                                "--class-weights 1,x,1,1,1,1,1,1,1,1"}) {
+    CAPTURE(bad);
+    RunResult b = run_train(dir, data + bad + " --out " + (dir / "b.st").string());
+    CHECK(b.exit_code == 1);
+    CHECK_FALSE(fs::exists(dir / "b.st"));
+  }
 }
 // Parses an SVG with python3's xml.etree (a real XML parser) and prints
 // "<series> <cells> <data-series names>": the number of polylines of class "series", of

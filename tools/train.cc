@@ -5,13 +5,20 @@
 // The loop itself is simdnn::fit (nn/include/simdnn/fit.h); this file is flags, data loading,
 // output and exit codes.
 //
-// Exit codes: 0 success, 1 bad input (flags, data, checkpoint), 3 non-finite loss.
+// Exit codes (tools/exit_codes.h): 0 success, 1 bad flags or usage, 2 bad data (including a
+// model that would not load back), 3 diverged (non-finite loss, or a loss far above its start;
+// no model written), 4 I/O failure (e.g. --out's directory missing or not writable: checked
+// before anything is loaded).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -29,13 +36,18 @@
 #include "simdnn/fit.h"
 #include "simdnn/idx.h"
 #include "simdnn/io_error.h"
+#include "simdnn/lr_schedule.h"
 #include "simdnn/model.h"
 #include "simdnn/model_file.h"
 #include "simdnn/optimizer.h"
 #include "simdnn/random.h"
 #include "simdnn/reference_profile.h"
+#include "simdnn/regularization.h"
+#include "simdnn/safetensors.h"
 #include "simdnn/simd_targets.h"
 #include "simdnn/threading.h"
+#include "tools/exit_codes.h"
+#include "tools/file_hash.h"
 #include "tools/training_plot.h"
 #include "tool_version.h"
 
@@ -65,12 +77,29 @@ struct Options {
   bool progress = true;
   std::string plot;  // SVG of the curves and the confusion matrix; empty: none
   double progress_interval = 10.0;  // seconds between in-epoch lines when stderr is no terminal
+  // Keras-style training features.
+  int early_stopping = 0;  // patience in epochs; 0: off
+  bool restore_best = true;
+  std::string lr_schedule = "constant";
+  int lr_step_epochs = 10;
+  double lr_step_factor = 0.5;
+  int lr_plateau_patience = 2;
+  double lr_plateau_factor = 0.5;
+  double lr_min = 0.0;
+  double divergence_factor = 3.0;
+  double dropout = 0.0;
+  double l2 = 0.0;
+  std::string class_weights;  // "", "balanced" or "w0,w1,..."
+  // Fine-tuning.
+  std::string init_from;
+  int freeze = 0;
+  int64_t model_version = 0;  // 0: parent's + 1 with --init-from, else 1
+  // Which flags the user gave (the rest are defaults), for --init-from's checks.
+  bool hidden_given = false, activation_given = false;
+  std::vector<std::string> command_line;
 };
 
-// A failure the user can fix: printed as "train: <message>", exit 1.
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using simdnn::tools::UsageError;
 
 std::vector<size_t> parse_hidden(const std::string& s) {
   std::vector<size_t> sizes;
@@ -217,13 +246,14 @@ class ProgressLog {
 };
 
 // Per-epoch lines on stdout: text, or JSON lines with --json.
-void print_epoch(const Options& o, const simdnn::EpochResult& r,
-                 const simdnn::Evaluation& test_eval) {
+// Training and validation only: the test set is measured once, at the end, so that nobody picks
+// an epoch or a setting by it (which would make it a validation set).
+void print_epoch(const Options& o, const simdnn::EpochResult& r) {
   if (o.json) {
     json line = {{"event", "epoch"},         {"epoch", r.epoch},
                  {"epochs", o.epochs},       {"train_loss", r.loss},
-                 {"train_accuracy", r.accuracy}, {"test_loss", test_eval.loss},
-                 {"test_accuracy", test_eval.accuracy}, {"seconds", r.seconds},
+                 {"train_accuracy", r.accuracy}, {"learning_rate", r.learning_rate},
+                 {"seconds", r.seconds},
                  {"samples_per_second", r.samples / r.seconds}};
     if (r.validation) {
       line["val_loss"] = r.validation->loss;
@@ -235,8 +265,8 @@ void print_epoch(const Options& o, const simdnn::EpochResult& r,
     if (r.validation) {
       std::printf("  val_loss %.4f  val_acc %.4f", r.validation->loss, r.validation->accuracy);
     }
-    std::printf("  test_loss %.4f  test_acc %.4f  %.2fs (%.0f samples/s)\n", test_eval.loss,
-                test_eval.accuracy, r.seconds, r.samples / r.seconds);
+    if (o.lr_schedule != "constant") std::printf("  lr %.3g", r.learning_rate);
+    std::printf("  %.2fs (%.0f samples/s)\n", r.seconds, r.samples / r.seconds);
     std::fflush(stdout);
   }
 }
@@ -267,9 +297,9 @@ void write_plot(const Options& o, const simdnn::ModelInfo& info, const simdnn::H
 
 // The final report: test metrics, per-class accuracy and the confusion matrix.
 void print_summary(const Options& o, const std::filesystem::path& out, const simdnn::Model& model,
-                   const simdnn::Evaluation& test_eval, double train_seconds) {
+                   const simdnn::Evaluation& test_eval, double train_seconds, const json& run) {
   const auto& names = model.info().class_names;
-  const size_t num_classes = model.num_classes();
+  const size_t num_classes = test_eval.confusion.size() == model.num_classes() ? model.num_classes() : 0;
   std::vector<double> per_class(num_classes, 0.0);
   for (size_t c = 0; c < num_classes; ++c) {
     size_t row = std::accumulate(test_eval.confusion[c].begin(), test_eval.confusion[c].end(),
@@ -279,13 +309,32 @@ void print_summary(const Options& o, const std::filesystem::path& out, const sim
   if (o.json) {
     std::cout << json{{"event", "done"},
                       {"model", out.string()},
-                      {"test_loss", test_eval.loss},
-                      {"test_accuracy", test_eval.accuracy},
+                      {"test_loss", num_classes ? json(test_eval.loss) : json(nullptr)},
+                      {"test_accuracy", num_classes ? json(test_eval.accuracy) : json(nullptr)},
                       {"train_seconds", train_seconds},
                       {"class_names", names},
                       {"per_class_accuracy", per_class},
-                      {"confusion", test_eval.confusion}}
+                      {"confusion", test_eval.confusion},
+                      {"version", model.info().version},
+                      {"epochs_run", run.at("epochs_run")},
+                      {"best_epoch", run.at("best_epoch")},
+                      {"stopped_early", run.at("stopped_early")},
+                      {"restored_best", run.at("restored_best")}}
               << std::endl;
+    return;
+  }
+  if (run.at("stopped_early").get<bool>()) {
+    std::printf("early stopping after epoch %d", run.at("epochs_run").get<int>());
+  } else {
+    std::printf("ran %d epochs", run.at("epochs_run").get<int>());
+  }
+  if (run.at("restored_best").get<bool>()) {
+    std::printf("; restored the weights of epoch %d (lowest val_loss)", run.at("best_epoch").get<int>());
+  }
+  std::printf("\n");
+  if (num_classes == 0) {
+    std::printf("\nno test set to report; training time %.2fs\n", train_seconds);
+    std::printf("model version %s written to %s\n", model.info().version.c_str(), out.c_str());
     return;
   }
   std::printf("\ntest accuracy %.4f, loss %.4f; training time %.2fs\n", test_eval.accuracy,
@@ -298,7 +347,88 @@ void print_summary(const Options& o, const std::filesystem::path& out, const sim
     for (size_t c = 0; c < num_classes; ++c) std::printf(" %5zu", test_eval.confusion[r][c]);
     std::printf("   %.3f\n", per_class[r]);
   }
-  std::printf("model written to %s\n", out.c_str());
+  std::printf("model version %s written to %s\n", model.info().version.c_str(), out.c_str());
+}
+
+// Fails at once (exit 4), before any data is read or an epoch is spent, when --out cannot be
+// written: its directory is missing, is not a directory or is not writable, or --out itself
+// is a directory.
+void check_out_writable(const std::filesystem::path& out) {
+  namespace fs = std::filesystem;
+  const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    throw simdnn::IoError("--out " + out.string() + ": the directory " + dir.string() +
+                          " does not exist");
+  }
+  if (!fs::is_directory(dir, ec)) {
+    throw simdnn::IoError("--out " + out.string() + ": " + dir.string() + " is not a directory");
+  }
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    throw simdnn::IoError("--out " + out.string() + ": the directory " + dir.string() +
+                          " is not writable: " + std::strerror(errno));
+  }
+  if (fs::is_directory(out, ec)) {
+    throw simdnn::IoError("--out " + out.string() + " is a directory, not a model file");
+  }
+}
+
+// "2026-11-29T14:31:38Z".
+std::string utc_now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// A model version label as a positive integer, or 0 when it is not one ("seed1", "").
+int64_t numeric_version(const std::string& v) {
+  if (v.empty() || v.size() > 18 || !std::all_of(v.begin(), v.end(), ::isdigit)) return 0;
+  return std::stoll(v);
+}
+
+std::string join(const std::vector<size_t>& v) {
+  std::string s;
+  for (size_t x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+  return s;
+}
+
+// --init-from: the parent model, and the checks that the run continues its architecture:
+// input size (the data's), hidden sizes and activation (flags given), class names.
+simdnn::Model load_parent(const Options& o) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_regular_file(o.init_from, ec)) {
+    throw simdnn::IoError("--init-from " + o.init_from + ": no such model file");
+  }
+  try {
+    return simdnn::load_model(o.init_from);
+  } catch (const simdnn::DataError&) {
+    throw;
+  } catch (const simdnn::IoError& e) {
+    // The file is there: what load_model refuses is its contents.
+    throw simdnn::DataError(std::string("--init-from: ") + e.what());
+  }
+}
+
+void check_parent_architecture(const Options& o, const simdnn::Model& parent,
+                               const std::vector<size_t>& hidden, simdnn::Activation activation) {
+  std::vector<size_t> parent_hidden;
+  const auto& layers = parent.layers();
+  for (size_t i = 0; i + 1 < layers.size(); ++i) parent_hidden.push_back(layers[i].units);
+  if (o.hidden_given && parent_hidden != hidden) {
+    throw UsageError("--init-from " + o.init_from + ": the model's hidden layers are " +
+                     join(parent_hidden) + ", --hidden says " + join(hidden));
+  }
+  for (size_t i = 0; i + 1 < layers.size(); ++i) {
+    if (o.activation_given && layers[i].activation != activation) {
+      throw UsageError("--init-from " + o.init_from + ": the model's hidden activation is " +
+                       simdnn::activation_name(layers[i].activation) + ", --activation says " +
+                       o.activation);
+    }
+  }
 }
 
 int run(const Options& o) {
@@ -311,11 +441,44 @@ int run(const Options& o) {
                      o.plot + "'");
   }
   if (!(o.progress_interval >= 0)) throw UsageError("--progress-interval must be >= 0 seconds");
+  if (o.early_stopping < 0) throw UsageError("--early-stopping must be >= 0 epochs (0 = off)");
+  if (o.early_stopping > 0 && o.val_split <= 0) {
+    throw UsageError("--early-stopping watches the validation loss: give --val-split > 0 too");
+  }
+  if (!(o.dropout >= 0 && o.dropout < 1)) throw UsageError("--dropout must be in [0, 1)");
+  if (!(o.l2 >= 0) || !std::isfinite(o.l2)) throw UsageError("--l2 must be >= 0");
+  if (!(o.divergence_factor >= 0)) throw UsageError("--divergence-factor must be >= 0 (0 = off)");
+  if (o.freeze < 0) throw UsageError("--freeze must be >= 0 layers");
+  if (o.model_version < 0) throw UsageError("--model-version must be a positive integer");
+  if (!o.init_from.empty() && !o.resume.empty()) {
+    throw UsageError("--init-from and --resume exclude each other (a checkpoint already holds "
+                     "the weights to continue from)");
+  }
   const std::vector<size_t> hidden = parse_hidden(o.hidden);
   const simdnn::Activation activation = simdnn::parse_activation(o.activation);
   std::unique_ptr<simdnn::Optimizer> optimizer = make_optimizer(o);
+  std::optional<simdnn::LrScheduleOptions> schedule;
+  if (o.lr_schedule != "constant") {
+    simdnn::LrScheduleOptions s;
+    s.kind = simdnn::parse_lr_schedule(o.lr_schedule);
+    s.step_epochs = o.lr_step_epochs;
+    s.step_factor = o.lr_step_factor;
+    s.plateau_patience = o.lr_plateau_patience;
+    s.plateau_factor = o.lr_plateau_factor;
+    s.min_lr = o.lr_min;
+    // The schedule checks its values; a mistake in them is the user's flags.
+    try {
+      const simdnn::LrSchedule validated(s, optimizer->learning_rate(), o.epochs);
+      (void)validated;
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--lr-schedule ") + o.lr_schedule + ": " + e.what());
+    }
+    schedule = s;
+  }
   const std::filesystem::path out = o.out;
   const std::filesystem::path checkpoint = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
+  check_out_writable(out);
+  if (!o.checkpoint.empty()) check_out_writable(checkpoint);
 
   // Temporary files of earlier runs that were killed mid-write (their process is gone).
   simdnn::remove_stale_temp_files(out);
@@ -324,25 +487,87 @@ int run(const Options& o) {
   simdnn::set_num_threads(o.threads);
   const int threads = simdnn::resolve_threads(o.threads);
 
+  std::optional<simdnn::Model> parent;
+  if (!o.init_from.empty()) {
+    parent.emplace(load_parent(o));
+    check_parent_architecture(o, *parent, hidden, activation);
+  }
+
   // Labels are checked against the class count once it is known (the train set's labels and
   // the names fix it), so the t10k set is loaded with that limit.
   simdnn::Dataset train = simdnn::load_mnist_dir(o.data, "train", 256);
   simdnn::ModelInfo info;
   info.input_height = train.images.rows;
   info.input_width = train.images.cols;
-  info.class_names = resolve_class_names(o.class_names, o.data, label_classes(train.labels));
-  info.version = "seed" + std::to_string(o.seed);
+  if (parent) {
+    const simdnn::ModelInfo& p = parent->info();
+    if (p.input_height != info.input_height || p.input_width != info.input_width) {
+      throw simdnn::DataError(o.data + ": images are " + std::to_string(info.input_height) + "x" +
+                              std::to_string(info.input_width) + ", the --init-from model " +
+                              o.init_from + " takes " + std::to_string(p.input_height) + "x" +
+                              std::to_string(p.input_width));
+    }
+    if (o.class_names != "auto") {
+      const auto names = resolve_class_names(o.class_names, o.data, label_classes(train.labels));
+      if (names != p.class_names) {
+        throw UsageError("--class-names differ from the --init-from model's " +
+                         json(p.class_names).dump());
+      }
+    }
+    if (label_classes(train.labels) > p.class_names.size()) {
+      throw simdnn::DataError(o.data + ": the train labels go up to " +
+                              std::to_string(label_classes(train.labels) - 1) +
+                              ", the --init-from model has " +
+                              std::to_string(p.class_names.size()) + " classes");
+    }
+    info.class_names = p.class_names;
+    info.pixel_scale = p.pixel_scale;
+  } else {
+    info.class_names = resolve_class_names(o.class_names, o.data, label_classes(train.labels));
+  }
+  const int64_t parent_version = parent ? numeric_version(parent->info().version) : 0;
+  int64_t version = o.model_version;
+  if (version == 0 && parent) {
+    if (parent_version == 0) {
+      throw UsageError("--init-from " + o.init_from + ": its version \"" +
+                       parent->info().version +
+                       "\" is not a number, so the next one cannot be derived: give "
+                       "--model-version N");
+    }
+    version = parent_version + 1;
+  }
+  if (version == 0) version = 1;
+  info.version = std::to_string(version);
   const size_t num_classes = info.class_names.size();
   simdnn::Dataset test = simdnn::load_mnist_dir(o.data, "t10k", num_classes);
   if (train.images.rows != test.images.rows || train.images.cols != test.images.cols) {
-    throw simdnn::IoError(o.data + ": train images are " + std::to_string(train.images.rows) +
-                          "x" + std::to_string(train.images.cols) + " but t10k images are " +
-                          std::to_string(test.images.rows) + "x" + std::to_string(test.images.cols));
+    throw simdnn::DataError(o.data + ": train images are " + std::to_string(train.images.rows) +
+                            "x" + std::to_string(train.images.cols) + " but t10k images are " +
+                            std::to_string(test.images.rows) + "x" +
+                            std::to_string(test.images.cols));
   }
   const size_t features = info.input_size();
 
   simdnn::Rng rng(o.seed);
   simdnn::Model model = simdnn::Model::mlp(info, hidden, activation, num_classes, rng);
+  if (parent) {
+    // The parent's layers and weights, this run's info (version, later the provenance).
+    model = parent->clone();
+    model.info() = info;
+  }
+  // --freeze N: the first N Dense layers keep their weights (fine-tuning the rest).
+  {
+    size_t dense_layers = model.layers().size();
+    if (static_cast<size_t>(o.freeze) >= dense_layers && o.freeze > 0) {
+      throw UsageError("--freeze " + std::to_string(o.freeze) + ": the model has " +
+                       std::to_string(dense_layers) +
+                       " dense layers and at least the last must train");
+    }
+    const auto& params = model.parameters();  // weight, bias per Dense layer, in order
+    for (size_t i = 0; i < 2 * static_cast<size_t>(o.freeze) && i < params.size(); ++i) {
+      params[i]->trainable = false;
+    }
+  }
   const std::string config = run_config(o, hidden).dump();
   int first_epoch = 1;
   if (!o.resume.empty()) {
@@ -355,9 +580,40 @@ int run(const Options& o) {
   const size_t val_count = static_cast<size_t>(o.val_split * static_cast<double>(all.count()));
   const size_t train_count = all.count() - val_count;
   if (train_count == 0) throw UsageError("--val-split leaves no training data");
+  if (o.early_stopping > 0 && val_count == 0) {
+    throw UsageError("--val-split " + std::to_string(o.val_split) + " of " +
+                     std::to_string(all.count()) + " samples leaves no validation data for "
+                     "--early-stopping");
+  }
   const simdnn::LabelledSamples train_part = all.slice(0, train_count);
   const simdnn::LabelledSamples val_part = all.slice(train_count, val_count);
   const simdnn::LabelledSamples test_set{test.images.pixels, test.labels.labels, features};
+
+  simdnn::Regularization regularization;
+  regularization.dropout = static_cast<float>(o.dropout);
+  regularization.l2 = static_cast<float>(o.l2);
+  if (o.class_weights == "balanced") {
+    regularization.class_weights = simdnn::balanced_class_weights(train_part.labels, num_classes);
+  } else if (!o.class_weights.empty()) {
+    std::stringstream ss(o.class_weights);
+    for (std::string item; std::getline(ss, item, ',');) {
+      size_t pos = 0;
+      double w = -1;
+      try {
+        w = std::stod(item, &pos);
+      } catch (const std::exception&) {
+        pos = 0;
+      }
+      if (pos != item.size() || !(w >= 0) || !std::isfinite(w)) {
+        throw UsageError("--class-weights: '" + item + "' is not a weight >= 0");
+      }
+      regularization.class_weights.push_back(static_cast<float>(w));
+    }
+    if (regularization.class_weights.size() != num_classes) {
+      throw UsageError("--class-weights: " + std::to_string(regularization.class_weights.size()) +
+                       " weights for " + std::to_string(num_classes) + " classes");
+    }
+  }
 
   // A terminal gets a progress bar redrawn in place; anything else gets plain lines.
   const bool stderr_is_terminal = isatty(STDERR_FILENO) != 0;
@@ -373,6 +629,7 @@ int run(const Options& o) {
                       {"parameters", model.parameter_count()},
                       {"threads", threads},
                       {"simd_target", simdnn::current_simd_target()},
+                      {"version", info.version},
                       {"config", json::parse(config)}}
               << std::endl;
   } else {
@@ -389,6 +646,11 @@ int run(const Options& o) {
   fit_options.first_epoch = first_epoch;
   fit_options.checkpoint = checkpoint;
   fit_options.checkpoint_settings = config;
+  fit_options.regularization = regularization;
+  fit_options.early_stopping_patience = o.early_stopping;
+  fit_options.restore_best_weights = o.restore_best;
+  fit_options.lr_schedule = schedule;
+  fit_options.divergence_factor = o.divergence_factor;
   simdnn::FitCallbacks callbacks;
   auto last_print = Clock::now();
   if (show_progress) {
@@ -402,16 +664,10 @@ int run(const Options& o) {
   } else if (progress_log) {
     callbacks.on_batch = [&](const simdnn::BatchProgress& p) { progress_log->on_batch(p); };
   }
-  simdnn::Evaluation test_eval;
-  const auto evaluate_test = [&] {
-    test_eval = simdnn::evaluate(model.network(), test_set, num_classes, info.pixel_scale, 1000,
-                                 o.threads);
-  };
   callbacks.on_epoch_end = [&](const simdnn::EpochResult& r) {
     if (show_progress) std::fprintf(stderr, "\n");
     if (progress_log) progress_log->on_epoch_end(r);
-    evaluate_test();
-    print_epoch(o, r, test_eval);
+    print_epoch(o, r);
     return true;
   };
   simdnn::History history;
@@ -424,31 +680,89 @@ int run(const Options& o) {
       std::fprintf(stderr, " (last good checkpoint: %s)", checkpoint.c_str());
     }
     std::fprintf(stderr, ". Try a lower --lr.\n");
-    return 3;
+    return simdnn::tools::kExitDiverged;
   }
-  if (history.epochs.empty()) evaluate_test();  // resumed after the last epoch
+  // The test set, once, on the final model (the restored best weights with early stopping).
+  simdnn::Evaluation test_eval;
+  if (test_set.count() > 0) {
+    test_eval = simdnn::evaluate(model.network(), test_set, num_classes, info.pixel_scale, 1000,
+                                 o.threads);
+  }
+  // The epoch whose weights the model holds: the best with restore, else the last.
+  const simdnn::EpochResult* kept = history.epochs.empty() ? nullptr : &history.epochs.back();
+  if (history.restored_best) {
+    for (const auto& e : history.epochs) {
+      if (e.epoch == history.best_epoch) kept = &e;
+    }
+  }
   // What the service compares live traffic with (drift): the training part's class
   // frequencies and input-intensity histogram.
   model.info().reference_profile = simdnn::reference_profile(train_part, num_classes);
-  simdnn::save_model(out, model);
+  const int epochs_run = history.epochs.empty() ? first_epoch - 1 : history.epochs.back().epoch;
+  const json run = {{"epochs_run", epochs_run},
+                    {"best_epoch", history.best_epoch},
+                    {"stopped_early", history.stopped_early},
+                    {"restored_best", history.restored_best}};
+  json metrics = json::object();
+  if (kept) {
+    metrics["epoch"] = kept->epoch;
+    metrics["train_loss"] = kept->loss;
+    metrics["train_accuracy"] = kept->accuracy;
+    if (kept->validation) {
+      metrics["val_loss"] = kept->validation->loss;
+      metrics["val_accuracy"] = kept->validation->accuracy;
+    }
+  }
+  if (test_set.count() > 0) {
+    metrics["test_loss"] = test_eval.loss;
+    metrics["test_accuracy"] = test_eval.accuracy;
+  }
+  json provenance = {
+      {"version", info.version},
+      {"parent_version", parent ? json(parent->info().version) : json(nullptr)},
+      {"created_utc", utc_now_iso8601()},
+      {"data", simdnn::tools::hash_data_path(o.data)},
+      {"samples", {{"train", train_count}, {"val", val_count}, {"test", test_set.count()}}},
+      {"epochs_run", epochs_run},
+      {"best_epoch", history.best_epoch},
+      {"stopped_early", history.stopped_early},
+      {"metrics", metrics},
+      {"seed", o.seed},
+      {"threads", threads},
+      {"command_line", o.command_line},
+      {"config", json::parse(config)},
+      {"simdnn_version", SIMDNN_VERSION_STRING},
+      {"git_commit", SIMDNN_GIT_COMMIT},
+      {"simd_target", simdnn::current_simd_target()},
+  };
+  if (parent) {
+    provenance["parent"] = {{"path", o.init_from},
+                            {"sha256", simdnn::tools::sha256_file(o.init_from)},
+                            {"frozen_dense_layers", o.freeze}};
+  }
+  model.info().provenance = provenance.dump();
+  // Validated before it replaces --out: a model predict and serve would refuse is not written.
+  simdnn::save_model_validated(out, model);
   if (!o.plot.empty()) write_plot(o, info, history, val_count, test_eval, test.images.count);
-  print_summary(o, out, model, test_eval, history.train_seconds);
-  return 0;
+  print_summary(o, out, model, test_eval, history.train_seconds, run);
+  return simdnn::tools::kExitOk;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Options o;
+  o.command_line.assign(argv, argv + argc);
   CLI::App app{"Train a dense classifier on MNIST-format data (default: the Keras MNIST example "
                "on Fashion-MNIST)"};
   app.add_option("--data", o.data, "MNIST-format directory (train/t10k IDX files, plain or .gz)")
       ->capture_default_str();
-  app.add_option("--hidden", o.hidden, "hidden layer sizes, comma-separated")->capture_default_str();
-  app.add_option("--activation", o.activation, "hidden activation")
+  CLI::Option* hidden =
+      app.add_option("--hidden", o.hidden, "hidden layer sizes, comma-separated")->capture_default_str();
+  CLI::Option* activation = app.add_option("--activation", o.activation, "hidden activation")
       ->check(CLI::IsMember({"relu", "sigmoid", "tanh", "linear"}))
       ->capture_default_str();
-  app.add_option("--epochs", o.epochs, "epochs")->capture_default_str();
+  app.add_option("--epochs", o.epochs, "epochs (the most, with --early-stopping)")->capture_default_str();
   app.add_option("--batch", o.batch, "batch size")->capture_default_str();
   app.add_option("--lr", o.lr, "learning rate (default: 0.001 for adam/adamw, 0.01 for sgd)");
   app.add_option("--optimizer", o.optimizer, "adam, adamw or sgd")
@@ -457,11 +771,53 @@ int main(int argc, char** argv) {
   app.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")
       ->capture_default_str();
-  app.add_option("--seed", o.seed, "random seed (initialisation and shuffling)")
+  app.add_option("--seed", o.seed, "random seed (initialisation, shuffling, dropout)")
       ->capture_default_str();
   app.add_option("--threads", o.threads, "threads (0 = all cores)")->capture_default_str();
-  app.add_option("--val-split", o.val_split, "fraction of the training data held out")
+  app.add_option("--val-split", o.val_split,
+                 "fraction of the training data held out for validation (its last samples)")
       ->capture_default_str();
+  app.add_option("--early-stopping", o.early_stopping,
+                 "stop after this many epochs without a lower val_loss (needs --val-split; "
+                 "0 = off)")
+      ->capture_default_str();
+  app.add_flag("--restore-best,!--no-restore-best", o.restore_best,
+               "with --early-stopping: end with the weights of the epoch with the lowest "
+               "val_loss (default on)");
+  app.add_option("--lr-schedule", o.lr_schedule, "learning-rate schedule over epochs")
+      ->check(CLI::IsMember({"constant", "step", "cosine", "plateau"}))
+      ->capture_default_str();
+  app.add_option("--lr-step-epochs", o.lr_step_epochs, "step: epochs between reductions")
+      ->capture_default_str();
+  app.add_option("--lr-step-factor", o.lr_step_factor, "step: factor per reduction")
+      ->capture_default_str();
+  app.add_option("--lr-plateau-patience", o.lr_plateau_patience,
+                 "plateau: epochs without a lower val_loss (train loss without validation) "
+                 "before a reduction")
+      ->capture_default_str();
+  app.add_option("--lr-plateau-factor", o.lr_plateau_factor, "plateau: factor per reduction")
+      ->capture_default_str();
+  app.add_option("--lr-min", o.lr_min, "floor of every schedule (cosine's end)")
+      ->capture_default_str();
+  app.add_option("--divergence-factor", o.divergence_factor,
+                 "stop with exit 3 when the mean loss of the last 20 steps exceeds this many "
+                 "times the first step's (and ln(classes)); 0 = only NaN/infinity")
+      ->capture_default_str();
+  app.add_option("--dropout", o.dropout, "dropout rate after each hidden layer (training only)")
+      ->capture_default_str();
+  app.add_option("--l2", o.l2, "L2 penalty lambda * sum(W^2) on the dense weights")
+      ->capture_default_str();
+  app.add_option("--class-weights", o.class_weights,
+                 "loss weight per class: balanced, or w0,w1,... (one per class)");
+  app.add_option("--init-from", o.init_from,
+                 "fine-tune: start from this model's weights (same architecture, input size and "
+                 "class names)");
+  app.add_option("--freeze", o.freeze, "keep the first N dense layers' weights unchanged")
+      ->capture_default_str();
+  app.add_option("--model-version", o.model_version,
+                 "the model's version (positive integer; default: the --init-from model's + 1, "
+                 "else 1)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--out", o.out, "model file to write (safetensors)")->capture_default_str();
   app.add_option("--checkpoint", o.checkpoint, "checkpoint written every epoch (default <out>.ckpt)");
   app.add_option("--resume", o.resume, "continue from a checkpoint");
@@ -483,12 +839,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return simdnn::tools::exit_code_for_parse(app, e);
   }
-  try {
-    return run(o);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "train: %s\n", e.what());
-    return 1;
-  }
+  o.hidden_given = hidden->count() > 0;
+  o.activation_given = activation->count() > 0;
+  return simdnn::tools::run_tool("train", [&] { return run(o); });
 }

@@ -19,6 +19,9 @@ struct Parameter {
   Tensor value;
   Tensor grad;
   bool has_grad = false;
+  // False freezes the parameter (fine-tuning's --freeze): the tape computes no gradient for it
+  // and the optimizers leave its value, and their state for it, untouched.
+  bool trainable = true;
 
   void zero_grad() { has_grad = false; }
   // The gradient as the optimizer should see it: zeros when nothing contributed.

@@ -10,6 +10,7 @@
 #include "simdnn/activation.h"
 #include "simdnn/dense.h"
 #include "simdnn/parameter.h"
+#include "simdnn/random.h"
 #include "simdnn/tensor.h"
 
 namespace simdnn {
@@ -39,7 +40,7 @@ class Tape {
   // a dense() converts inside its GEMMs (see DenseInput); other ops, and value(), see the
   // converted floats (made on first use).
   Var input(const DenseInput& x);
-  Var param(Parameter& p);      // gradient accumulates into p.grad
+  Var param(Parameter& p);      // gradient accumulates into p.grad; none when !p.trainable
   // Float data whose gradient is wanted: after backward(), grad(v) is d(loss)/dx. Only the
   // ops that lead from it to the loss pay for it (a first dense() then computes its dX).
   Var differentiable_input(const Tensor& x);
@@ -55,6 +56,14 @@ class Tape {
   // Mean over the batch of -log softmax(logits)[label]: a scalar (shape [1]). labels has one
   // entry per row of logits, each in [0, cols). The span is borrowed until backward().
   Var softmax_cross_entropy(Var logits, std::span<const int32_t> labels);
+  // Weighted (Keras class_weight): (1/B) * sum over rows of class_weights[label] * -log
+  // softmax(logits)[label]. class_weights has one entry per column and is borrowed until
+  // backward(); empty means every weight 1 (the unweighted op above, same bits).
+  Var softmax_cross_entropy(Var logits, std::span<const int32_t> labels,
+                            std::span<const float> class_weights);
+  // Inverted dropout (<simdnn/regularization.h>): x * mask, the mask drawn from rng with
+  // dropout_mask(rate). For training only; inference skips it.
+  Var dropout(Var x, float rate, Rng& rng);
   // Mean over all elements of (pred - target)^2: a scalar. target is borrowed.
   Var mean_squared_error(Var pred, const Tensor& target);
   // Mean of all elements: a scalar.
@@ -81,7 +90,8 @@ class Tape {
 
  private:
   enum class Op : uint8_t {
-    kInput, kParam, kDense, kActivation, kSoftmaxCrossEntropy, kMse, kMean, kSumColumn
+    kInput, kParam, kDense, kActivation, kSoftmaxCrossEntropy, kMse, kMean, kSumColumn,
+    kDropout
   };
   struct Node {
     Op op = Op::kInput;
@@ -95,9 +105,10 @@ class Tape {
     const Tensor* target = nullptr;   // kMse
     size_t column = 0;                // kSumColumn
     std::span<const int32_t> labels;  // kSoftmaxCrossEntropy
+    std::span<const float> class_weights;  // kSoftmaxCrossEntropy: empty = unweighted
     Tensor value;                     // op output
     Tensor grad;                      // d(loss)/d(value)
-    Tensor aux;                       // kSoftmaxCrossEntropy: probabilities
+    Tensor aux;                       // kSoftmaxCrossEntropy: probabilities; kDropout: mask
   };
 
   Node& push(Op op, std::initializer_list<Var> inputs);

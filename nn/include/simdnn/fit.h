@@ -17,6 +17,7 @@
 
 #include "simdnn/batches.h"
 #include "simdnn/evaluation.h"
+#include "simdnn/lr_schedule.h"
 #include "simdnn/model.h"
 #include "simdnn/optimizer.h"
 #include "simdnn/random.h"
@@ -36,6 +37,32 @@ struct FitOptions {
   std::string checkpoint_settings = "{}";
   // Batch size of the validation pass (memory, not results).
   size_t evaluation_batch = 1000;
+  // Dropout, L2 and class weights for every step (<simdnn/training.h>).
+  Regularization regularization;
+  // Early stopping (Keras EarlyStopping(monitor="val_loss", patience, min_delta=0)): stop once
+  // `early_stopping_patience` epochs in a row have not lowered the best validation loss.
+  // 0 = off; anything else needs validation data.
+  int early_stopping_patience = 0;
+  // With early stopping: keep a copy of the weights of the epoch with the lowest validation
+  // loss and put them back when training ends (Keras restore_best_weights), whether it stopped
+  // early or ran every epoch.
+  bool restore_best_weights = true;
+  // The optimizer's rate per epoch; none: left as the optimizer has it. Reduce-on-plateau
+  // watches the validation loss (the training loss without validation data).
+  std::optional<LrScheduleOptions> lr_schedule;
+  // Divergence beyond NaN. The baseline is the loss of this run's first step, taken before
+  // any update (the starting model's loss); after every step, once `divergence_window` steps
+  // have been taken, the mean loss of the last `divergence_window` steps is compared with
+  // max(divergence_factor * baseline, ln(classes)) and above it the run throws
+  // TrainingDiverged. Why: a run that diverges without overflowing (SGD at a huge rate) sits at
+  // a loss many times its start, worse than guessing, and would otherwise end "fine" and
+  // overwrite a good model. The first step, not the first few: at such a rate the second step
+  // has already exploded, and a baseline that includes it hides the divergence. A window mean,
+  // not one batch, so that a single hard batch does not trip it; ln(classes) (a uniform
+  // guess's loss) as a floor, so that a fine-tuned model that starts very low may wander
+  // without being called diverged. 0 = only NaN/infinity.
+  double divergence_factor = 3.0;
+  size_t divergence_window = 20;
 };
 
 // After every step.
@@ -54,6 +81,7 @@ struct EpochResult {
   double accuracy = 0.0;  // training accuracy over the epoch
   size_t samples = 0;
   double seconds = 0.0;   // training time, validation excluded
+  double learning_rate = 0.0;  // the optimizer's rate during this epoch
   std::optional<Evaluation> validation;  // when validation data was given
 };
 
@@ -67,10 +95,17 @@ struct FitCallbacks {
 struct History {
   std::vector<EpochResult> epochs;
   double train_seconds = 0.0;  // training steps only
+  bool stopped_early = false;  // early stopping ended the run before options.epochs
+  // With early stopping: the epoch with the lowest validation loss, and whether its weights
+  // were put back at the end (restore_best_weights; false when it was the last epoch run, whose
+  // weights the model holds anyway).
+  int best_epoch = 0;
+  bool restored_best = false;
 };
 
-// Thrown by fit() when the loss became NaN or infinite: the model holds the weights from
-// before that step, and the last checkpoint (if any) the state after the previous epoch.
+// Thrown by fit() when the loss became NaN or infinite, or rose far above its start (see
+// FitOptions::divergence_factor): the model holds the weights from before that step (NaN) or
+// after it (rise), and the last checkpoint (if any) the state after the previous epoch.
 class TrainingDiverged : public NonFiniteLoss {
  public:
   TrainingDiverged(const std::string& what, int epoch, size_t sample)
@@ -85,7 +120,8 @@ class TrainingDiverged : public NonFiniteLoss {
 // label, which makes more blank pixel groups shared by a whole batch and skipped. Same seed,
 // same data and same thread count or not: the same model, bit for bit (the kernels never
 // split a reduction across threads). The validation set (empty: none) is evaluated after
-// every epoch. Throws std::invalid_argument for bad options or samples of the wrong size,
+// every epoch. Regularisation, early stopping, the learning-rate schedule and the divergence
+// rule are FitOptions'. Throws std::invalid_argument for bad options or samples of the wrong size,
 // TrainingDiverged, and IoError when a checkpoint cannot be written.
 History fit(Model& model, Optimizer& optimizer, Rng& rng, const LabelledSamples& train,
             const LabelledSamples& validation, const FitOptions& options,

@@ -33,6 +33,11 @@ struct ModelInfo {
   // The training set's class frequencies and input-intensity histogram (tools/train writes
   // it); the service measures drift against it. Absent in models trained before it existed.
   std::optional<ReferenceProfile> reference_profile;
+  // How the model was made (tools/train writes it): one JSON object as text, e.g. version,
+  // parent version, creation time, data hashes, sample counts, metrics, flags. Empty: unknown
+  // (models trained before it existed). The library stores it and checks it is a JSON object;
+  // what it holds is the writer's (see docs/api.md, "provenance").
+  std::string provenance;
 
   size_t input_size() const { return input_height * input_width; }
 };

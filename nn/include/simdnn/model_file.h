@@ -14,7 +14,8 @@ namespace simdnn {
 // transpose of a PyTorch Linear weight) and "dense_<i>.bias" [out]; __metadata__ keys
 // "format" = "simdnn-mlp", "format_version" = "1", "input_height", "input_width",
 // "pixel_scale", "layers" (JSON [{"units":128,"activation":"relu"}, ...]), "class_names"
-// (JSON list of strings), "version", and "reference_profile" when the model has one
+// (JSON list of strings), "version", "provenance" when the model has one (a JSON object as
+// text, ModelInfo::provenance), and "reference_profile" when the model has one
 // (<simdnn/reference_profile.h>: JSON {"samples","class_frequencies","intensity_histogram"}).
 SafetensorsFile model_to_safetensors(const Model& model);
 
@@ -35,5 +36,11 @@ Model model_from_safetensors(const SafetensorsFile& file, std::string_view name_
 // Atomic save (temporary file, then rename) and validated load. Throw IoError naming the path.
 void save_model(const std::filesystem::path& path, const Model& model);
 Model load_model(const std::filesystem::path& path);
+
+// save_model() that never replaces a good file with one its readers would refuse: writes the
+// temporary file, loads it back with load_model() (the validation predict and serve apply),
+// and only then renames it over `path`. Throws DataError naming the path and the reason when
+// the model does not load back (then `path` is left as it was), IoError when writing fails.
+void save_model_validated(const std::filesystem::path& path, const Model& model);
 
 }  // namespace simdnn

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <span>
 #include <stdexcept>
+#include <vector>
 
 #include "simdnn/autograd.h"
 #include "simdnn/dense.h"
 #include "simdnn/layers.h"
 #include "simdnn/optimizer.h"
+#include "simdnn/random.h"
 
 namespace simdnn {
 
@@ -34,5 +36,24 @@ struct StepResult {
 // the loss is not finite.
 StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const DenseInput& x,
                       std::span<const int32_t> labels);
+
+// Regularisation of a training step (<simdnn/regularization.h>). The defaults are none.
+struct Regularization {
+  // Inverted dropout after each hidden layer (after its activation), mask drawn from the
+  // step's rng; in [0, 1).
+  float dropout = 0.0f;
+  // L2 kernel penalty: lambda * sum(W^2) over every Dense weight (not biases) added to the
+  // loss, 2 * lambda * W to the gradient.
+  float l2 = 0.0f;
+  // Per-class loss weights (Keras class_weight), one per output; empty: all 1.
+  std::vector<float> class_weights;
+};
+
+// The same step with regularisation; StepResult::loss is then the weighted cross-entropy plus
+// the L2 penalty (what Keras reports as the training loss). rng draws the dropout masks (and
+// is not touched when dropout is 0).
+StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const DenseInput& x,
+                      std::span<const int32_t> labels, const Regularization& regularization,
+                      Rng& rng);
 
 }  // namespace simdnn

@@ -15,13 +15,18 @@ namespace simdnn {
 
 // Updates parameters from their gradients, one SIMD pass per parameter tensor. Per-parameter
 // state (moments, velocity) is created on the first step and keyed by position: pass the same
-// parameters in the same order every step.
+// parameters in the same order every step. Parameters whose `trainable` is false are skipped
+// (their values and state do not change), but keep their position.
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
   virtual void step(std::span<Parameter* const> params) = 0;
   // "adam", "adamw" or "sgd".
   virtual std::string name() const = 0;
+  // The step size of the next step(); learning-rate schedules (<simdnn/lr_schedule.h>) set it
+  // between epochs.
+  virtual float learning_rate() const = 0;
+  virtual void set_learning_rate(float lr) = 0;
 
   // Threads for the update passes (0 = OpenMP default). Updates are elementwise, so the result
   // does not depend on the thread count.
@@ -58,6 +63,8 @@ class Adam : public Optimizer {
   std::vector<std::pair<std::string, Tensor*>> state(
       std::span<Parameter* const> params) override;
   const AdamOptions& options() const { return options_; }
+  float learning_rate() const override { return options_.learning_rate; }
+  void set_learning_rate(float lr) override { options_.learning_rate = lr; }
 
  private:
   void ensure_state(std::span<Parameter* const> params);
@@ -80,6 +87,8 @@ class Sgd : public Optimizer {
   explicit Sgd(SgdOptions options = {}) : options_(options) {}
   void step(std::span<Parameter* const> params) override;
   std::string name() const override { return "sgd"; }
+  float learning_rate() const override { return options_.learning_rate; }
+  void set_learning_rate(float lr) override { options_.learning_rate = lr; }
   std::vector<std::pair<std::string, Tensor*>> state(
       std::span<Parameter* const> params) override;
 
