@@ -97,6 +97,21 @@ TEST_CASE("train CLI: same seed gives the same model file on 1 and 2 threads, an
   RunResult b = run_train(dir, common + "--threads 2 --out " + (dir / "b.st").string());
   REQUIRE_MESSAGE(b.exit_code == 0, b.err);
   CHECK(file_bytes(dir / "a.st") == file_bytes(dir / "b.st"));
+  // The same command again, with SOURCE_DATE_EPOCH fixing the creation time: the very same
+  // file, provenance included.
+  fs::rename(dir / "a.st", dir / "a1.st");
+  ::setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+  RunResult again = run_train(dir, common + "--threads 1 --out " + (dir / "a.st").string());
+  ::unsetenv("SOURCE_DATE_EPOCH");
+  REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+  fs::rename(dir / "a.st", dir / "a2.st");
+  ::setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+  again = run_train(dir, common + "--threads 1 --out " + (dir / "a.st").string());
+  ::unsetenv("SOURCE_DATE_EPOCH");
+  REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+  CHECK(simdnn::test::read_raw(dir / "a.st") == simdnn::test::read_raw(dir / "a2.st"));
+  CHECK(nlohmann::json::parse(simdnn::load_model(dir / "a.st").info().provenance)["created_utc"] ==
+        "2023-11-14T22:13:20Z");
   // The model carries its training set's reference profile (the drift metrics' baseline):
   // labels 0..3, each about a quarter of the samples trained on; the model's other classes 0.
   {

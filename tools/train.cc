@@ -20,6 +20,7 @@
 #include <cstring>
 #include <ctime>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -374,8 +375,19 @@ void check_out_writable(const std::filesystem::path& out) {
 }
 
 // "2026-11-29T14:31:38Z".
+// The model's creation time: now, or SOURCE_DATE_EPOCH (seconds since the Unix epoch) when the
+// environment sets it, the reproducible-builds convention: then the same command, data, seed
+// and thread count write the same file bit for bit, provenance included.
 std::string utc_now_iso8601() {
-  const std::time_t now = std::time(nullptr);
+  std::time_t now = std::time(nullptr);
+  if (const char* epoch = std::getenv("SOURCE_DATE_EPOCH"); epoch && *epoch) {
+    const std::string text(epoch);
+    if (text.size() > 12 || !std::all_of(text.begin(), text.end(), ::isdigit)) {
+      throw simdnn::tools::UsageError("SOURCE_DATE_EPOCH: '" + text +
+                                      "' is not a number of seconds since 1970-01-01");
+    }
+    now = static_cast<std::time_t>(std::stoll(text));
+  }
   std::tm tm{};
   gmtime_r(&now, &tm);
   char buf[32];
