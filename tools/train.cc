@@ -1,4 +1,5 @@
-// tools/train: trains a dense classifier on an MNIST-format data set and writes the model.
+// tools/train: trains a dense classifier on a labelled image data set (MNIST IDX, an image
+// folder with one subfolder per class, or CSV; <simdnn/dataset.h>) and writes the model.
 // Defaults reproduce the Keras example: 784 -> Dense 128 ReLU -> Dense 10 softmax, Adam,
 // sparse categorical cross-entropy, batch 32, 5 epochs, on Fashion-MNIST.
 //
@@ -26,6 +27,7 @@
 
 #include "simdnn/atomic_file.h"
 #include "simdnn/checkpoint.h"
+#include "simdnn/dataset.h"
 #include "simdnn/fit.h"
 #include "simdnn/idx.h"
 #include "simdnn/io_error.h"
@@ -61,6 +63,7 @@ struct Options {
   std::string checkpoint;  // default: <out>.ckpt
   std::string resume;
   std::string class_names = "auto";
+  std::string image_size;  // HxW: image folders resized to it; CSV rows of that many pixels
   bool json = false;
   bool progress = true;
   std::string plot;  // SVG of the curves and the confusion matrix; empty: none
@@ -121,6 +124,28 @@ std::vector<std::string> resolve_class_names(const std::string& flag, const std:
   std::vector<std::string> names;
   for (size_t c = 0; c < label_classes; ++c) names.push_back(std::to_string(c));
   return names;
+}
+
+// --image-size HxW and an explicit --class-names list, as the data loader takes them.
+simdnn::DatasetOptions dataset_options(const Options& o) {
+  simdnn::DatasetOptions d;
+  if (!o.image_size.empty()) {
+    unsigned long h = 0, w = 0;
+    char x = 0, extra = 0;
+    if (std::sscanf(o.image_size.c_str(), "%lu%c%lu%c", &h, &x, &w, &extra) != 3 ||
+        (x != 'x' && x != 'X') || h == 0 || w == 0 || h > simdnn::kMaxInputSide ||
+        w > simdnn::kMaxInputSide) {
+      throw UsageError("--image-size: expected HEIGHTxWIDTH with sides 1.." +
+                       std::to_string(simdnn::kMaxInputSide) + ", e.g. 28x28, got '" +
+                       o.image_size + "'");
+    }
+    d.height = h;
+    d.width = w;
+  }
+  if (o.class_names != "auto" && o.class_names != "fashion" && o.class_names != "digits") {
+    d.class_names = resolve_class_names(o.class_names, o.data, 0);
+  }
+  return d;
 }
 
 // Classes the labels need: the largest label + 1.
@@ -225,6 +250,10 @@ void print_epoch(const Options& o, const simdnn::EpochResult& r,
                  {"train_accuracy", r.accuracy}, {"test_loss", test_eval.loss},
                  {"test_accuracy", test_eval.accuracy}, {"seconds", r.seconds},
                  {"samples_per_second", r.samples / r.seconds}};
+    if (test_eval.count == 0) {  // no test set
+      line.erase("test_loss");
+      line.erase("test_accuracy");
+    }
     if (r.validation) {
       line["val_loss"] = r.validation->loss;
       line["val_accuracy"] = r.validation->accuracy;
@@ -235,8 +264,10 @@ void print_epoch(const Options& o, const simdnn::EpochResult& r,
     if (r.validation) {
       std::printf("  val_loss %.4f  val_acc %.4f", r.validation->loss, r.validation->accuracy);
     }
-    std::printf("  test_loss %.4f  test_acc %.4f  %.2fs (%.0f samples/s)\n", test_eval.loss,
-                test_eval.accuracy, r.seconds, r.samples / r.seconds);
+    if (test_eval.count > 0) {
+      std::printf("  test_loss %.4f  test_acc %.4f", test_eval.loss, test_eval.accuracy);
+    }
+    std::printf("  %.2fs (%.0f samples/s)\n", r.seconds, r.samples / r.seconds);
     std::fflush(stdout);
   }
 }
@@ -275,6 +306,17 @@ void print_summary(const Options& o, const std::filesystem::path& out, const sim
     size_t row = std::accumulate(test_eval.confusion[c].begin(), test_eval.confusion[c].end(),
                                  size_t{0});
     per_class[c] = row ? static_cast<double>(test_eval.confusion[c][c]) / row : 0.0;
+  }
+  if (test_eval.count == 0) {  // the data set has no test split
+    if (o.json) {
+      std::cout << json{{"event", "done"}, {"model", out.string()}, {"test_samples", 0},
+                        {"train_seconds", train_seconds}, {"class_names", names}}
+                << std::endl;
+    } else {
+      std::printf("\nno test set in the data: no test metrics; training time %.2fs\n"
+                  "model written to %s\n", train_seconds, out.c_str());
+    }
+    return;
   }
   if (o.json) {
     std::cout << json{{"event", "done"},
@@ -325,20 +367,26 @@ int run(const Options& o) {
   const int threads = simdnn::resolve_threads(o.threads);
 
   // Labels are checked against the class count once it is known (the train set's labels and
-  // the names fix it), so the t10k set is loaded with that limit.
-  simdnn::Dataset train = simdnn::load_mnist_dir(o.data, "train", 256);
+  // the names fix it), so the test set is loaded with that limit. An image folder's classes
+  // are its folder names unless --class-names lists them (then folders are matched by name).
+  simdnn::DatasetOptions data_options = dataset_options(o);
+  simdnn::LoadedDataset loaded = *simdnn::load_dataset(o.data, "train", data_options);
+  simdnn::Dataset train = std::move(loaded.data);
   simdnn::ModelInfo info;
   info.input_height = train.images.rows;
   info.input_width = train.images.cols;
-  info.class_names = resolve_class_names(o.class_names, o.data, label_classes(train.labels));
+  info.class_names = loaded.class_names.empty()
+                         ? resolve_class_names(o.class_names, o.data, label_classes(train.labels))
+                         : loaded.class_names;
   info.version = "seed" + std::to_string(o.seed);
   const size_t num_classes = info.class_names.size();
-  simdnn::Dataset test = simdnn::load_mnist_dir(o.data, "t10k", num_classes);
-  if (train.images.rows != test.images.rows || train.images.cols != test.images.cols) {
-    throw simdnn::IoError(o.data + ": train images are " + std::to_string(train.images.rows) +
-                          "x" + std::to_string(train.images.cols) + " but t10k images are " +
-                          std::to_string(test.images.rows) + "x" + std::to_string(test.images.cols));
-  }
+  data_options.num_classes = num_classes;
+  data_options.class_names = loaded.class_names;
+  data_options.height = info.input_height;  // the test images must match (folders: resized)
+  data_options.width = info.input_width;
+  // No test split (an image folder without train/ and test/, a lone CSV): no test metrics.
+  std::optional<simdnn::LoadedDataset> test_loaded = simdnn::load_dataset(o.data, "test", data_options);
+  const simdnn::Dataset test = test_loaded ? std::move(test_loaded->data) : simdnn::Dataset{};
   const size_t features = info.input_size();
 
   simdnn::Rng rng(o.seed);
@@ -404,6 +452,7 @@ int run(const Options& o) {
   }
   simdnn::Evaluation test_eval;
   const auto evaluate_test = [&] {
+    if (test.images.count == 0) return;
     test_eval = simdnn::evaluate(model.network(), test_set, num_classes, info.pixel_scale, 1000,
                                  o.threads);
   };
@@ -442,8 +491,15 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Train a dense classifier on MNIST-format data (default: the Keras MNIST example "
                "on Fashion-MNIST)"};
-  app.add_option("--data", o.data, "MNIST-format directory (train/t10k IDX files, plain or .gz)")
+  app.add_option("--data", o.data,
+                 "data set: an MNIST IDX directory (train/t10k files, plain or .gz), a directory "
+                 "with one subfolder of PNG/JPEG images per class (or train/ and test/ holding "
+                 "such subfolders), a CSV file of label,pixel0,... or a directory with "
+                 "train.csv and test.csv")
       ->capture_default_str();
+  app.add_option("--image-size", o.image_size,
+                 "HEIGHTxWIDTH: resize image-folder images to it (default: all must share one "
+                 "size); the pixels per CSV row (default: a square)");
   app.add_option("--hidden", o.hidden, "hidden layer sizes, comma-separated")->capture_default_str();
   app.add_option("--activation", o.activation, "hidden activation")
       ->check(CLI::IsMember({"relu", "sigmoid", "tanh", "linear"}))
