@@ -300,13 +300,6 @@ void write_plot(const Options& o, const simdnn::ModelInfo& info, const simdnn::H
 void print_summary(const Options& o, const std::filesystem::path& out, const simdnn::Model& model,
                    const simdnn::Evaluation& test_eval, double train_seconds) {
   const auto& names = model.info().class_names;
-  const size_t num_classes = model.num_classes();
-  std::vector<double> per_class(num_classes, 0.0);
-  for (size_t c = 0; c < num_classes; ++c) {
-    size_t row = std::accumulate(test_eval.confusion[c].begin(), test_eval.confusion[c].end(),
-                                 size_t{0});
-    per_class[c] = row ? static_cast<double>(test_eval.confusion[c][c]) / row : 0.0;
-  }
   if (test_eval.count == 0) {  // the data set has no test split
     if (o.json) {
       std::cout << json{{"event", "done"}, {"model", out.string()}, {"test_samples", 0},
@@ -317,6 +310,13 @@ void print_summary(const Options& o, const std::filesystem::path& out, const sim
                   "model written to %s\n", train_seconds, out.c_str());
     }
     return;
+  }
+  const size_t num_classes = model.num_classes();
+  std::vector<double> per_class(num_classes, 0.0);
+  for (size_t c = 0; c < num_classes; ++c) {
+    size_t row = std::accumulate(test_eval.confusion[c].begin(), test_eval.confusion[c].end(),
+                                 size_t{0});
+    per_class[c] = row ? static_cast<double>(test_eval.confusion[c][c]) / row : 0.0;
   }
   if (o.json) {
     std::cout << json{{"event", "done"},
