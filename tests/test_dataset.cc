@@ -305,6 +305,7 @@ TEST_CASE("dataset: an unreadable data directory says so, with the system's reas
   // root reads a mode-000 directory anyway (CAP_DAC_OVERRIDE; CI runs as root): the permission
   // assertions are skipped there, the not-a-directory ones below still run.
   TempDir dir("dataset-unreadable");
+  fs::create_directories(dir / "locked");
   simdnn::write_idx_images(dir / "locked" / "train-images-idx3-ubyte", simdnn::ImageSet{1, 2, 2, {1, 2, 3, 4}});
   simdnn::write_idx_labels(dir / "locked" / "train-labels-idx1-ubyte", simdnn::LabelSet{{0}});
   if (::geteuid() != 0) {
