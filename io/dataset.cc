@@ -91,9 +91,12 @@ void check_options_size(const LoadedDataset& d, const DatasetOptions& o, const s
 
 // ---- MNIST IDX --------------------------------------------------------------------------------
 
+// Any IDX file of either split: a directory holding only t10k files is an evaluation set.
 bool has_idx_files(const fs::path& dir) {
   for (const char* stem : {"train-images-idx3-ubyte", "train-images.idx3-ubyte",
-                           "train-labels-idx1-ubyte", "train-labels.idx1-ubyte"}) {
+                           "train-labels-idx1-ubyte", "train-labels.idx1-ubyte",
+                           "t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte",
+                           "t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"}) {
     for (const char* suffix : {"", ".gz"}) {
       if (is_file(dir / (std::string(stem) + suffix))) return true;
     }
