@@ -1,6 +1,6 @@
 // Writes the seed corpora of the fuzz targets, generated with simdnn's own writers (and
 // libjpeg-turbo's compressor) so that no binary blobs live in the repository:
-// fuzz_seeds <dir>  ->  <dir>/{idx,safetensors,image,request,http}/<name>. Each corpus has valid
+// fuzz_seeds <dir>  ->  <dir>/{idx,csv,safetensors,image,request,http}/<name>. Each corpus has valid
 // inputs and edge cases around them.
 #include <cstdint>
 #include <cstdio>
@@ -283,6 +283,16 @@ void http_seeds() {
 
 }  // namespace
 
+// CSV data sets: with and without a header, CRLF, and the edge cases the reader names.
+void csv_seeds() {
+  put("csv", "header", "label,pixel0,pixel1,pixel2,pixel3\n3,0,10,20,255\n1,1,2,3,4\n");
+  put("csv", "plain_crlf", "0,1,2,3,4\r\n1,5,6,7,8\r\n\r\n");
+  put("csv", "bad_cell", "1,0,0,0,0\n2,0,0,256,0\n");
+  put("csv", "ragged", "1,0,0,0,0\n2,0,0\n");
+  put("csv", "not_square", "1,0,0,0\n");
+  put("csv", "spaces", " 1 , 0 ,\t0, 0 ,0\n");
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: fuzz_seeds <output dir>\n");
@@ -292,6 +302,7 @@ int main(int argc, char** argv) {
   try {
     fs::create_directories(g_root);
     idx_seeds();
+    csv_seeds();
     safetensors_seeds();
     image_seeds();
     request_seeds();

@@ -1,6 +1,8 @@
 #include "simdnn/idx.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -23,74 +25,145 @@ using io_detail::in_quotes;
 
 namespace {
 
-// A gzFile that closes itself. zlib reads plain files through the same API ("transparent"
-// mode), so one code path serves both; plain() says which one this file turned out to be.
+// Reads a plain or gzip IDX file (gzip detected from its first two bytes, not its name).
+// Decompression is done here with inflate() rather than zlib's gzread, which silently ignores
+// anything after the last gzip member: a .gz with trailing garbage must be refused, not read.
+// Several concatenated gzip members (what `cat a.gz b.gz` gives) are one stream, as for gunzip.
 class IdxReader {
  public:
   IdxReader(const std::filesystem::path& path, const char* kind) : path_(path), kind_(kind) {
-    std::error_code ec;
-    const auto status = std::filesystem::status(path, ec);
-    if (!std::filesystem::exists(status)) {
-      throw IoError("cannot open IDX " + std::string(kind) + " file " + in_quotes(path) +
-                    ": no such file");
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) {
+      const int err = errno;
+      throw IoError("cannot open IDX " + std::string(kind) + " file " + in_quotes(path) + ": " +
+                    (err == ENOENT ? std::string("no such file") : errno_text(err)));
     }
-    if (!std::filesystem::is_regular_file(status)) {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd_);
       throw IoError("cannot open IDX " + std::string(kind) + " file " + in_quotes(path) +
                     ": not a regular file");
     }
-    errno = 0;
-    gz_ = gzopen(path.c_str(), "rb");
-    if (!gz_) {
-      const int err = errno;
-      throw IoError("cannot open IDX " + std::string(kind) + " file " + in_quotes(path) + ": " +
-                    (err ? errno_text(err) : "out of memory"));
+    file_size_ = static_cast<size_t>(st.st_size);
+    raw_.resize(size_t{1} << 17);
+    while (in_end_ < 2 && fill()) {
     }
-    gzbuffer(gz_, 1 << 17);
+    gzip_ = in_end_ - in_pos_ >= 2 && raw_[in_pos_] == 0x1f && raw_[in_pos_ + 1] == 0x8b;
+    if (gzip_) start_member();
   }
-  ~IdxReader() { gzclose_r(gz_); }
+  ~IdxReader() {
+    if (gzip_) inflateEnd(&z_);
+    ::close(fd_);
+  }
   IdxReader(const IdxReader&) = delete;
   IdxReader& operator=(const IdxReader&) = delete;
 
   // Reads up to n bytes; fewer only at the end of the data. Throws on I/O or gzip errors.
-  size_t read(uint8_t* dst, size_t n) {
-    size_t done = 0;
-    while (done < n) {
-      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - done, 1u << 20));
-      const int got = gzread(gz_, dst + done, chunk);
-      if (got < 0) throw_stream_error();
-      if (got == 0) break;
-      done += static_cast<size_t>(got);
-    }
-    if (done < n) {
-      // A truncated .gz stream ends with Z_BUF_ERROR rather than a plain end of file.
-      int errnum = Z_OK;
-      gzerror(gz_, &errnum);
-      if (errnum != Z_OK && errnum != Z_STREAM_END) throw_stream_error();
-    }
-    return done;
-  }
+  size_t read(uint8_t* dst, size_t n) { return gzip_ ? inflate_into(dst, n) : copy_into(dst, n); }
 
-  // Whether the file is uncompressed (valid after the first read).
-  bool plain() { return gzdirect(gz_) == 1; }
+  // Whether the file is uncompressed.
+  bool plain() const { return !gzip_; }
+  size_t file_size() const { return file_size_; }
 
-  // Throws "<kind> file '<path>': <what>".
+  // Throws DataError "bad IDX <kind> file '<path>': <what>".
   [[noreturn]] void fail(const std::string& what) const {
-    throw IoError("bad IDX " + std::string(kind_) + " file " + in_quotes(path_) + ": " + what);
+    throw DataError("bad IDX " + std::string(kind_) + " file " + in_quotes(path_) + ": " + what);
   }
 
   const std::filesystem::path& path() const { return path_; }
 
  private:
-  [[noreturn]] void throw_stream_error() {
-    int errnum = Z_OK;
-    const char* message = gzerror(gz_, &errnum);
-    if (errnum == Z_ERRNO) fail("read failed: " + errno_text(errno));
-    fail(std::string("corrupt or truncated gzip stream: ") + (message ? message : "unknown error"));
+  // Moves the unread bytes to the front of raw_ and reads more after them; false at the end
+  // of the file.
+  bool fill() {
+    consumed_ += in_pos_;
+    std::copy(raw_.begin() + static_cast<std::ptrdiff_t>(in_pos_),
+              raw_.begin() + static_cast<std::ptrdiff_t>(in_end_), raw_.begin());
+    in_end_ -= in_pos_;
+    in_pos_ = 0;
+    for (;;) {
+      const ssize_t got = ::read(fd_, raw_.data() + in_end_, raw_.size() - in_end_);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) {
+        const int err = errno;
+        throw IoError("cannot read IDX " + std::string(kind_) + " file " + in_quotes(path_) +
+                      ": " + errno_text(err));
+      }
+      in_end_ += static_cast<size_t>(got);
+      return got > 0;
+    }
+  }
+
+  size_t copy_into(uint8_t* dst, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+      if (in_pos_ == in_end_ && !fill()) break;
+      const size_t take = std::min(n - done, in_end_ - in_pos_);
+      std::copy_n(raw_.data() + in_pos_, take, dst + done);
+      in_pos_ += take;
+      done += take;
+    }
+    return done;
+  }
+
+  void start_member() {
+    z_ = z_stream{};
+    // windowBits 15 + 16: a gzip wrapper only (a zlib or raw stream is not an IDX .gz).
+    if (inflateInit2(&z_, 15 + 16) != Z_OK) throw IoError("inflateInit2 failed: out of memory");
+  }
+
+  size_t inflate_into(uint8_t* dst, size_t n) {
+    size_t done = 0;
+    while (done < n && !finished_) {
+      if (in_pos_ == in_end_ && !fill()) {
+        fail("truncated gzip stream: the file ends inside compressed data (" +
+             std::to_string(file_size_) + " bytes)");
+      }
+      z_.next_in = raw_.data() + in_pos_;
+      z_.avail_in = static_cast<uInt>(in_end_ - in_pos_);
+      const size_t room = std::min<size_t>(n - done, size_t{1} << 30);
+      z_.next_out = dst + done;
+      z_.avail_out = static_cast<uInt>(room);
+      const int rc = inflate(&z_, Z_NO_FLUSH);
+      in_pos_ = in_end_ - z_.avail_in;
+      done += room - z_.avail_out;
+      if (rc == Z_STREAM_END) {
+        after_member();
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        fail(std::string("corrupt gzip stream: ") + (z_.msg ? z_.msg : "zlib error " + std::to_string(rc)));
+      }
+    }
+    return done;
+  }
+
+  // At the end of a gzip member: the end of the file, another member, or garbage.
+  void after_member() {
+    const size_t member_end = consumed_ + in_pos_;
+    while (in_end_ - in_pos_ < 2 && fill()) {
+    }
+    if (in_end_ == in_pos_) {
+      finished_ = true;
+      return;
+    }
+    if (in_end_ - in_pos_ < 2 || raw_[in_pos_] != 0x1f || raw_[in_pos_ + 1] != 0x8b) {
+      fail("trailing garbage after the gzip stream: " + std::to_string(file_size_ - member_end) +
+           " more bytes after the compressed data ends at byte " + std::to_string(member_end) +
+           " (a damaged or appended-to file)");
+    }
+    inflateEnd(&z_);
+    start_member();
   }
 
   std::filesystem::path path_;
   const char* kind_;
-  gzFile gz_ = nullptr;
+  int fd_ = -1;
+  size_t file_size_ = 0;
+  std::vector<uint8_t> raw_;
+  size_t in_pos_ = 0, in_end_ = 0;
+  size_t consumed_ = 0;  // file bytes before raw_[0]
+  bool gzip_ = false;
+  bool finished_ = false;
+  z_stream z_{};
 };
 
 uint32_t load_be32(const uint8_t* p) {
@@ -129,16 +202,13 @@ std::vector<uint8_t> read_idx_data(IdxReader& in, size_t header_bytes, size_t da
   }
   if (in.plain()) {
     // Uncompressed: the exact size is known before anything is allocated.
-    struct stat st {};
-    if (::stat(in.path().c_str(), &st) == 0) {
-      const auto file_size = static_cast<size_t>(st.st_size);
-      const size_t expected = header_bytes + data_bytes;
-      if (file_size != expected) {
-        in.fail(std::string(file_size < expected ? "truncated data" : "trailing bytes after the data") +
-                ": file size expected " + std::to_string(expected) + " bytes (" +
-                std::to_string(header_bytes) + "-byte header + " + layout + "), found " +
-                std::to_string(file_size));
-      }
+    const size_t file_size = in.file_size();
+    const size_t expected = header_bytes + data_bytes;
+    if (file_size != expected) {
+      in.fail(std::string(file_size < expected ? "truncated data" : "trailing bytes after the data") +
+              ": file size expected " + std::to_string(expected) + " bytes (" +
+              std::to_string(header_bytes) + "-byte header + " + layout + "), found " +
+              std::to_string(file_size));
     }
   }
   // Compressed: grow with the data actually present, so a lying count cannot force a large
@@ -240,6 +310,9 @@ std::filesystem::path find_mnist_file(const std::filesystem::path& dir, std::str
       const std::filesystem::path candidate = dir / (stem + suffix);
       std::error_code ec;
       if (std::filesystem::is_regular_file(candidate, ec)) return candidate;
+      if (ec && ec != std::errc::no_such_file_or_directory) {
+        throw IoError("load_mnist_dir: cannot read " + in_quotes(candidate) + ": " + ec.message());
+      }
       tried += (tried.empty() ? "" : ", ") + stem + suffix;
     }
   }
@@ -255,16 +328,12 @@ Dataset load_mnist_dir(const std::filesystem::path& dir, std::string_view split,
     throw std::invalid_argument("load_mnist_dir: split must be \"train\" or \"t10k\", got \"" +
                                 std::string(split) + "\"");
   }
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    throw IoError("load_mnist_dir: " + in_quotes(dir) +
-                  (std::filesystem::exists(dir, ec) ? " is not a directory" : " does not exist"));
-  }
+  io_detail::check_readable_directory(dir, "load_mnist_dir");
   const auto images_path = find_mnist_file(dir, split, "images", "idx3");
   const auto labels_path = find_mnist_file(dir, split, "labels", "idx1");
   Dataset data{read_idx_images(images_path), read_idx_labels(labels_path, num_classes)};
   if (data.images.count != data.labels.count()) {
-    throw IoError("load_mnist_dir: count fields differ: " + in_quotes(images_path) + " has " +
+    throw DataError("load_mnist_dir: count fields differ: " + in_quotes(images_path) + " has " +
                   std::to_string(data.images.count) + " images but " + in_quotes(labels_path) +
                   " has " + std::to_string(data.labels.count()) + " labels");
   }

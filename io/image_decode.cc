@@ -35,7 +35,7 @@ struct StbPixels {
 // neither checks that the data is complete (it decodes uninitialised memory), nor byte-swaps
 // 16-bit samples (PNM is big-endian), nor scales by maxval, and whose channel conversion reads
 // past its buffer for 16-bit PNM (a 22-byte file segfaulted predict). Returns false when the
-// bytes are not a binary PNM; throws IoError naming the image when they are a bad one.
+// bytes are not a binary PNM; throws DataError naming the image when they are a bad one.
 bool decode_binary_pnm(std::span<const uint8_t> bytes, const std::string& name,
                        size_t max_pixels, GrayImage& image) {
   if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '6')) return false;
@@ -54,33 +54,33 @@ bool decode_binary_pnm(std::span<const uint8_t> bytes, const std::string& name,
       }
     }
     if (pos >= bytes.size() || !std::isdigit(bytes[pos])) {
-      throw IoError("cannot decode image " + name + ": PNM header has no " + field_names[f]);
+      throw DataError("cannot decode image " + name + ": PNM header has no " + field_names[f]);
     }
     while (pos < bytes.size() && std::isdigit(bytes[pos])) {
       fields[f] = fields[f] * 10 + (bytes[pos++] - '0');
       if (fields[f] > 0xFFFFFFFFu) {
-        throw IoError("cannot decode image " + name + ": PNM " + field_names[f] + " is too large");
+        throw DataError("cannot decode image " + name + ": PNM " + field_names[f] + " is too large");
       }
     }
   }
   const uint64_t width = fields[0], height = fields[1], maxval = fields[2];
   if (width == 0 || height == 0 || width * height > max_pixels) {
-    throw IoError("cannot decode image " + name + ": dimensions " + std::to_string(width) + "x" +
+    throw DataError("cannot decode image " + name + ": dimensions " + std::to_string(width) + "x" +
                   std::to_string(height) + " = " + std::to_string(width * height) +
                   " pixels, expected 1 to " + std::to_string(max_pixels));
   }
   if (maxval == 0 || maxval > 65535) {
-    throw IoError("cannot decode image " + name + ": PNM maxval " + std::to_string(maxval) +
+    throw DataError("cannot decode image " + name + ": PNM maxval " + std::to_string(maxval) +
                   " is not in 1..65535");
   }
   if (pos >= bytes.size() || !std::isspace(bytes[pos])) {
-    throw IoError("cannot decode image " + name + ": PNM header does not end in whitespace");
+    throw DataError("cannot decode image " + name + ": PNM header does not end in whitespace");
   }
   ++pos;  // exactly one whitespace byte before the data
   const size_t sample_bytes = maxval > 255 ? 2 : 1;
   const uint64_t needed = width * height * channels * sample_bytes;
   if (bytes.size() - pos < needed) {
-    throw IoError("cannot decode image " + name + ": truncated PNM data (" +
+    throw DataError("cannot decode image " + name + ": truncated PNM data (" +
                   std::to_string(bytes.size() - pos) + " bytes after the header, " +
                   std::to_string(needed) + " needed for " + std::to_string(width) + "x" +
                   std::to_string(height) + ")");
@@ -112,7 +112,7 @@ void check_png_chunks(std::span<const uint8_t> bytes, const std::string& name) {
     const uint64_t length = uint64_t{bytes[pos]} << 24 | uint64_t{bytes[pos + 1]} << 16 |
                             uint64_t{bytes[pos + 2]} << 8 | bytes[pos + 3];
     if (length > bytes.size() - pos - 12) {
-      throw IoError("cannot decode image " + name + ": PNG chunk at byte " + std::to_string(pos) +
+      throw DataError("cannot decode image " + name + ": PNG chunk at byte " + std::to_string(pos) +
                     " declares " + std::to_string(length) + " bytes, only " +
                     std::to_string(bytes.size() - pos - 12) + " follow (truncated or corrupt)");
     }
@@ -132,7 +132,7 @@ GrayImage decode_image(std::span<const uint8_t> bytes, std::string_view name_for
   if (io_detail::is_jpeg(bytes)) return io_detail::decode_jpeg(bytes, name, max_pixels);
   check_png_chunks(bytes, name);
   if (bytes.size() > static_cast<size_t>(INT_MAX)) {
-    throw IoError("cannot decode image " + name + ": " + std::to_string(bytes.size()) +
+    throw DataError("cannot decode image " + name + ": " + std::to_string(bytes.size()) +
                   " bytes is more than stb_image accepts");
   }
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
@@ -140,11 +140,11 @@ GrayImage decode_image(std::span<const uint8_t> bytes, std::string_view name_for
   int width = 0, height = 0, channels = 0;
   // The header alone: refuse oversized images before the decoder allocates for them.
   if (!stbi_info_from_memory(data, length, &width, &height, &channels)) {
-    throw IoError("cannot decode image " + name + ": not a supported image (" + stb_reason() + ")");
+    throw DataError("cannot decode image " + name + ": not a supported image (" + stb_reason() + ")");
   }
   const size_t pixels = static_cast<size_t>(width) * static_cast<size_t>(height);
   if (width <= 0 || height <= 0 || pixels > max_pixels) {
-    throw IoError("cannot decode image " + name + ": dimensions " + std::to_string(width) + "x" +
+    throw DataError("cannot decode image " + name + ": dimensions " + std::to_string(width) + "x" +
                   std::to_string(height) + " = " + std::to_string(pixels) +
                   " pixels, expected at most " + std::to_string(max_pixels));
   }
@@ -154,11 +154,11 @@ GrayImage decode_image(std::span<const uint8_t> bytes, std::string_view name_for
   int w = 0, h = 0, source_channels = 0;
   decoded.p = stbi_load_from_memory(data, length, &w, &h, &source_channels, 0);
   if (!decoded.p) {
-    throw IoError("cannot decode image " + name + ": corrupt or truncated image data (" +
+    throw DataError("cannot decode image " + name + ": corrupt or truncated image data (" +
                   stb_reason() + ")");
   }
   if (w != width || h != height || source_channels < 1 || source_channels > 4) {
-    throw IoError("cannot decode image " + name + ": header says " + std::to_string(width) + "x" +
+    throw DataError("cannot decode image " + name + ": header says " + std::to_string(width) + "x" +
                   std::to_string(height) + ", decoder produced " + std::to_string(w) + "x" +
                   std::to_string(h) + " with " + std::to_string(source_channels) + " channels");
   }

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,27 @@ inline std::string hex32(uint32_t v) {
   std::string s = "0x";
   for (int shift = 28; shift >= 0; shift -= 4) s += kDigits[(v >> shift) & 0xF];
   return s;
+}
+
+// An unreadable directory (no read or search permission) makes every file in it look
+// missing; say what is wrong instead, with the system's reason.
+inline void check_readable_directory(const std::filesystem::path& dir, const char* who) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(dir, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    throw IoError(std::string(who) + ": cannot read " + in_quotes(dir) + ": " + ec.message());
+  }
+  if (!std::filesystem::exists(status)) {
+    throw IoError(std::string(who) + ": " + in_quotes(dir) + " does not exist");
+  }
+  if (!std::filesystem::is_directory(status)) {
+    throw IoError(std::string(who) + ": " + in_quotes(dir) + " is not a directory");
+  }
+  std::filesystem::directory_iterator it(dir, ec);
+  if (ec) {
+    throw IoError(std::string(who) + ": cannot read the directory " + in_quotes(dir) + ": " +
+                  ec.message());
+  }
 }
 
 // a * b, or false when it does not fit in size_t.

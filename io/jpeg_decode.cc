@@ -247,17 +247,17 @@ GrayImage decode_jpeg(std::span<const uint8_t> bytes, const std::string& name,
       return GrayImage{static_cast<int>(job.width), static_cast<int>(job.height),
                        std::move(pixels)};
     case JpegOutcome::kFailed:
-      throw IoError(prefix + "not a decodable JPEG" + libjpeg);
+      throw DataError(prefix + "not a decodable JPEG" + libjpeg);
     case JpegOutcome::kCorrupt:
-      throw IoError(prefix + "corrupt or truncated JPEG data" + libjpeg);
+      throw DataError(prefix + "corrupt or truncated JPEG data" + libjpeg);
     case JpegOutcome::kTooManyPixels: {
       const uint64_t pixel_count = static_cast<uint64_t>(job.width) * job.height;
-      throw IoError(prefix + "dimensions " + std::to_string(job.width) + "x" +
+      throw DataError(prefix + "dimensions " + std::to_string(job.width) + "x" +
                     std::to_string(job.height) + " = " + std::to_string(pixel_count) +
                     " pixels, expected at most " + std::to_string(max_pixels));
     }
     case JpegOutcome::kUnsupportedColor:
-      throw IoError(prefix + "JPEG with " + std::to_string(job.components) +
+      throw DataError(prefix + "JPEG with " + std::to_string(job.components) +
                     " colour components (libjpeg colour space " +
                     std::to_string(static_cast<int>(job.color_space)) +
                     ") is not supported: expected gray, YCbCr, RGB, CMYK or YCCK");
@@ -265,7 +265,7 @@ GrayImage decode_jpeg(std::span<const uint8_t> bytes, const std::string& name,
       throw IoError(prefix + "out of memory for " + std::to_string(job.width) + "x" +
                     std::to_string(job.height) + " pixels");
   }
-  throw IoError(prefix + "JPEG decoder in an unknown state");
+  throw DataError(prefix + "JPEG decoder in an unknown state");
 }
 
 }  // namespace simdnn::io_detail

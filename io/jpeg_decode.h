@@ -17,9 +17,9 @@ namespace simdnn::io_detail {
 bool is_jpeg(std::span<const uint8_t> bytes);
 
 // Decodes a JPEG to gray (the Y channel of YCbCr; CMYK and YCCK converted as stb_image did)
-// with libjpeg-turbo. Throws IoError starting "cannot decode image <name>: " for data that is
+// with libjpeg-turbo. Throws DataError starting "cannot decode image <name>: " for data that is
 // not a decodable JPEG, corrupt or truncated, an unsupported colour space, more than max_pixels
-// pixels, too many progressive scans, or no memory for the pixels. `name` is the image's
+// pixels, too many progressive scans, or (IoError) no memory for the pixels. `name` is the image's
 // name as it appears in messages (already quoted).
 GrayImage decode_jpeg(std::span<const uint8_t> bytes, const std::string& name, size_t max_pixels);
 

@@ -34,7 +34,7 @@ std::vector<uint8_t> read_file_bytes(const std::filesystem::path& path, size_t m
   if (!S_ISREG(st.st_mode)) throw IoError(in_quotes(path) + " is not a regular file");
   const auto size = static_cast<size_t>(st.st_size);
   if (size > max_bytes) {
-    throw IoError(in_quotes(path) + " is too large: " + std::to_string(size) +
+    throw DataError(in_quotes(path) + " is too large: " + std::to_string(size) +
                   " bytes, the limit is " + std::to_string(max_bytes));
   }
 

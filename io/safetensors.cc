@@ -92,7 +92,7 @@ class HeaderParser {
   explicit HeaderParser(std::string_view name) : name_(name) {}
 
   [[noreturn]] void fail(const std::string& what) const {
-    throw IoError("bad safetensors file " + in_quotes(name_) + ": " + what);
+    throw DataError("bad safetensors file " + in_quotes(name_) + ": " + what);
   }
   [[noreturn]] void fail_tensor(const std::string& tensor, const std::string& what) const {
     fail("tensor " + in_quotes(tensor) + ": " + what);

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "simdnn/atomic_file.h"
+#include "simdnn/dataset.h"
 #include "simdnn/io_error.h"
 
 namespace simdnn {
@@ -41,7 +42,7 @@ SafetensorsFile model_to_safetensors(const Model& model) {
 namespace {
 
 [[noreturn]] void bad(std::string_view name, const std::string& what) {
-  throw IoError(std::string(name) + ": " + what);
+  throw DataError(std::string(name) + ": " + what);
 }
 
 const std::string& meta(const SafetensorsFile& f, std::string_view name, const char* key) {
@@ -103,9 +104,10 @@ Model model_from_safetensors(const SafetensorsFile& file, std::string_view name)
                   "\" (this build reads 1)");
   }
   ModelInfo info;
-  constexpr size_t kMaxSide = 4096, kMaxUnits = 1 << 20;
-  info.input_height = meta_size(file, name, "input_height", kMaxSide);
-  info.input_width = meta_size(file, name, "input_width", kMaxSide);
+  // kMaxInputSide: the same bound load_dataset puts on training data (<simdnn/dataset.h>).
+  constexpr size_t kMaxUnits = 1 << 20;
+  info.input_height = meta_size(file, name, "input_height", kMaxInputSide);
+  info.input_width = meta_size(file, name, "input_width", kMaxInputSide);
   {
     const std::string& s = meta(file, name, "pixel_scale");
     float v = 0;

@@ -5,7 +5,7 @@
 # build-fuzz/artifacts/ (replay: build-fuzz/fuzz/fuzz_<name> <file>).
 #
 #   scripts/fuzz.sh [seconds per target, default 60]
-#   FUZZ_TARGETS="idx image" scripts/fuzz.sh 30      only some targets (idx safetensors image
+#   FUZZ_TARGETS="idx image" scripts/fuzz.sh 30      only some targets (idx csv safetensors image
 #                                                    request http)
 #   FUZZ_JOBS=1 scripts/fuzz.sh                      one target at a time (default: nproc)
 #   FUZZ_SEED=0 scripts/fuzz.sh 600                  a fresh random seed (default 1: CI's runs
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build_dir=${SIMDNN_FUZZ_BUILD_DIR:-build-fuzz}
-targets=(${FUZZ_TARGETS:-idx safetensors image request http})
+targets=(${FUZZ_TARGETS:-idx csv safetensors image request http})
 jobs=${FUZZ_JOBS:-$(nproc)}
 
 ./scripts/setup.sh --test

@@ -212,6 +212,7 @@ ModelRepository::ModelRepository(RepositoryOptions options, Metrics& metrics)
     const std::string where = options_.model_file.empty() ? "model repository " +
                                                                 options_.repository.string()
                                                           : options_.model_file.string();
+    if (!why.empty() && !load_failed_other_than_data_) throw DataError(why);
     throw IoError(why.empty() ? "no model found in " + where : why);
   }
   poller_ = std::thread([this] { poll_loop(); });
@@ -315,6 +316,7 @@ std::shared_ptr<const ModelVersion> ModelRepository::load_version(const Candidat
                                                                    std::string* error) {
   if (!c.error.empty()) {
     *error = c.error;
+    load_failed_other_than_data_ = true;
     return nullptr;
   }
   try {
@@ -328,8 +330,12 @@ std::shared_ptr<const ModelVersion> ModelRepository::load_version(const Candidat
     v->file_identity = c.identity;
     v->series = metrics_.model_series(v->name, v->version);
     return v;
+  } catch (const DataError& e) {
+    *error = e.what();
+    return nullptr;
   } catch (const std::exception& e) {
     *error = e.what();
+    load_failed_other_than_data_ = true;
     return nullptr;
   }
 }

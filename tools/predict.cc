@@ -1,13 +1,14 @@
-// tools/predict: classifies image files with a trained model, or evaluates it on an
-// MNIST-format test set.
+// tools/predict: classifies image files with a trained model, or evaluates it on a labelled
+// data set (MNIST IDX, image folder or CSV; <simdnn/dataset.h>).
 //
 //   predict --model model.safetensors digit.png shirt.jpg ...
 //   predict --model model.safetensors --data /usr/share/datasets/fashion-mnist
 //   predict --model model.safetensors --explain explanations/ shirt.png
 //
-// Results go to stdout, errors to stderr. Exit codes: 0 every input predicted; 1 bad flags,
-// a model that does not load, or an unusable --data set; 2 some image files could not be read
-// (the others are still predicted).
+// Results go to stdout, errors to stderr. Exit codes (tools/exit_codes.h): 0 every input
+// predicted; 1 bad flags; 2 bad data: a model file or --data set whose contents cannot be used,
+// or some image files that could not be used (the others are still predicted); 4 a model file or
+// --data set that cannot be read.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -27,6 +28,7 @@
 #include "simdnn/attribution.h"
 #include "simdnn/attribution_picture.h"
 #include "simdnn/batches.h"
+#include "simdnn/dataset.h"
 #include "simdnn/evaluation.h"
 #include "simdnn/idx.h"
 #include "simdnn/image.h"
@@ -40,14 +42,15 @@
 #include "simdnn/threading.h"
 #include "simdnn/training.h"
 #include "tool_version.h"
+#include "exit_codes.h"
 
 namespace {
 
 using json = nlohmann::json;
 using simdnn::serving::label_of;
 
-constexpr int kExitUsage = 1;
-constexpr int kExitSomeInputsFailed = 2;
+// Some image files could not be used; the others were predicted (the "bad data" code).
+constexpr int kExitSomeInputsFailed = simdnn::tools::kExitBadData;
 
 constexpr const char* kFooter = R"(
 Output, images (one line per image, highest probability first):
@@ -70,8 +73,9 @@ columns: predicted). With --json, one JSON object:
   {"count", "accuracy", "loss", "per_class": [{"class", "label", "count", "correct",
    "accuracy"}], "confusion": [[...]]}
 Files that cannot be used are reported on stderr, one line each ("predict: " and a message
-naming the file); the others are still predicted, and the exit code is 2. Exit code 1: bad flags, a model that does not
-load, or an unusable --data directory.)";
+naming the file); the others are still predicted, and the exit code is 2.
+Exit codes: 0 ok; 1 bad flags; 2 bad data (a model or --data set whose contents cannot be used,
+or some unusable image files); 4 a model or --data set that cannot be read.)";
 
 struct Options {
   std::string model;
@@ -212,13 +216,21 @@ int predict_images(simdnn::Model& model, const Options& o) {
 int evaluate_data(simdnn::Model& model, const Options& o) {
   const simdnn::ModelInfo& info = model.info();
   const size_t classes = model.num_classes();
-  const simdnn::Dataset data = simdnn::load_mnist_dir(o.data, o.split, classes);
-  if (data.images.rows != info.input_height || data.images.cols != info.input_width) {
-    throw simdnn::IoError(o.data + ": images are " + std::to_string(data.images.rows) + "x" +
-                          std::to_string(data.images.cols) + ", the model expects " +
-                          std::to_string(info.input_height) + "x" +
-                          std::to_string(info.input_width));
+  // Any format load_dataset knows; the images must be the model's size (an image folder's are
+  // resized to it) and an image folder's classes are matched to the model's by name.
+  simdnn::DatasetOptions options;
+  options.num_classes = classes;
+  options.height = info.input_height;
+  options.width = info.input_width;
+  options.max_pixels = o.max_pixels;
+  options.class_names = info.class_names;
+  const std::optional<simdnn::LoadedDataset> loaded = simdnn::load_dataset(o.data, o.split, options);
+  if (!loaded) {
+    throw simdnn::DataError("the data set '" + o.data + "' has no " + o.split +
+                            " split (an image folder without train/ and test/, or a lone CSV "
+                            "file): use --split train");
   }
+  const simdnn::Dataset& data = loaded->data;
   const simdnn::Evaluation ev =
       simdnn::evaluate(model.network(), data.images.pixels, info.input_size(),
                        data.labels.labels, classes, info.pixel_scale, 1000, o.threads);
@@ -273,7 +285,7 @@ int evaluate_data(simdnn::Model& model, const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Classifies images with a simdnn model, or evaluates it on an MNIST-format set"};
+  CLI::App app{"Classifies images with a simdnn model, or evaluates it on a labelled data set"};
   app.footer(kFooter);
   Options o;
   app.set_version_flag("--version", [] { return simdnn::tools::version_text("predict"); },
@@ -282,12 +294,15 @@ int main(int argc, char** argv) {
   auto* images = app.add_option("images", o.images,
                                 "Image files: PNG, JPEG, BMP, GIF, PGM/PPM, TGA, PSD, HDR");
   auto* data = app.add_option("--data", o.data,
-                              "Directory with <split>-images-idx3-ubyte and "
-                              "<split>-labels-idx1-ubyte (optionally .gz): evaluate on it");
+                              "Labelled data set to evaluate on: an MNIST IDX directory "
+                              "(<split>-images-idx3-ubyte, ... optionally .gz), an image folder "
+                              "(one subfolder per class, or train/ and test/ holding them) or a "
+                              "CSV (label,pixel0,...; a file, or a directory with train.csv and "
+                              "test.csv)");
   data->excludes(images);
-  app.add_option("--split", o.split, "Which files of --data: t10k or train")
+  app.add_option("--split", o.split, "Which split of --data: t10k (= test) or train")
       ->capture_default_str()
-      ->check(CLI::IsMember({"t10k", "train"}))
+      ->check(CLI::IsMember({"t10k", "test", "train"}))
       ->needs(data);
   app.add_option("--top-k", o.top_k, "Classes listed per image")
       ->capture_default_str()
@@ -325,24 +340,21 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("give image files, or --data DIR");
     }
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : kExitUsage;
+    return simdnn::tools::exit_code_for_parse(app, e);
   }
 
-  simdnn::set_num_threads(o.threads);
-  simdnn::Model model = [&] {
-    try {
-      return simdnn::load_model(o.model);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "predict: cannot load model: %s\n", e.what());
-      std::exit(kExitUsage);
-    }
-  }();
-
-  try {
+  return simdnn::tools::run_tool("predict", [&] {
+    simdnn::set_num_threads(o.threads);
+    simdnn::Model model = [&] {
+      // The same exception type (bad data: 2, unreadable: 4), with what was being done.
+      try {
+        return simdnn::load_model(o.model);
+      } catch (const simdnn::DataError& e) {
+        throw simdnn::DataError(std::string("cannot load model: ") + e.what());
+      } catch (const simdnn::IoError& e) {
+        throw simdnn::IoError(std::string("cannot load model: ") + e.what());
+      }
+    }();
     return o.data.empty() ? predict_images(model, o) : evaluate_data(model, o);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "predict: %s\n", e.what());
-    return kExitUsage;
-  }
+  });
 }

@@ -12,8 +12,9 @@
 // in-flight requests finish, anything left is cut after --drain-seconds, or at once on a second
 // SIGTERM/SIGINT) and exit 0. SIGHUP reloads the models now (new versions are validated beside
 // the live ones, then swapped). Other signals: the default action.
-// Exit codes: 0 clean shutdown, 1 bad flags, unloadable model, unusable address or unusable
-// --store file.
+// Exit codes (tools/exit_codes.h): 0 clean shutdown; 1 bad flags; 2 a model file whose contents
+// cannot be used (no model loads); 4 a model file or repository that cannot be read, an address
+// that cannot be bound, an unusable --store file.
 #include <pthread.h>
 #include <signal.h>
 
@@ -30,6 +31,7 @@
 #include "simdnn/serving/serve_config.h"
 #include "simdnn/serving/server.h"
 #include "simdnn/threading.h"
+#include "exit_codes.h"
 #include "tool_version.h"
 
 namespace {
@@ -255,10 +257,10 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError(e.what());
     }
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return simdnn::tools::exit_code_for_parse(app, e);  // CLI11's own codes (105, 109) are not ours
   }
 
-  try {
+  return simdnn::tools::run_tool("serve", [&] {
     simdnn::enable_flush_to_zero();
     if (!model_path.empty()) {
       if (options.model_name.empty()) {
@@ -289,8 +291,5 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "serve: stopped\n");
     return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "serve: %s\n", e.what());
-    return 1;
-  }
+  });
 }

@@ -1,4 +1,5 @@
-// tools/train: trains a dense classifier on an MNIST-format data set and writes the model.
+// tools/train: trains a dense classifier on a labelled image data set (MNIST IDX, an image
+// folder with one subfolder per class, or CSV; <simdnn/dataset.h>) and writes the model.
 // Defaults reproduce the Keras example: 784 -> Dense 128 ReLU -> Dense 10 softmax, Adam,
 // sparse categorical cross-entropy, batch 32, 5 epochs, on Fashion-MNIST.
 //
@@ -34,6 +35,7 @@
 
 #include "simdnn/atomic_file.h"
 #include "simdnn/checkpoint.h"
+#include "simdnn/dataset.h"
 #include "simdnn/fit.h"
 #include "simdnn/idx.h"
 #include "simdnn/io_error.h"
@@ -74,6 +76,7 @@ struct Options {
   std::string checkpoint;  // default: <out>.ckpt
   std::string resume;
   std::string class_names = "auto";
+  std::string image_size;  // HxW: image folders resized to it; CSV rows of that many pixels
   bool json = false;
   bool progress = true;
   std::string plot;  // SVG of the curves and the confusion matrix; empty: none
@@ -151,6 +154,28 @@ std::vector<std::string> resolve_class_names(const std::string& flag, const std:
   std::vector<std::string> names;
   for (size_t c = 0; c < label_classes; ++c) names.push_back(std::to_string(c));
   return names;
+}
+
+// --image-size HxW and an explicit --class-names list, as the data loader takes them.
+simdnn::DatasetOptions dataset_options(const Options& o) {
+  simdnn::DatasetOptions d;
+  if (!o.image_size.empty()) {
+    unsigned long h = 0, w = 0;
+    char x = 0, extra = 0;
+    if (std::sscanf(o.image_size.c_str(), "%lu%c%lu%c", &h, &x, &w, &extra) != 3 ||
+        (x != 'x' && x != 'X') || h == 0 || w == 0 || h > simdnn::kMaxInputSide ||
+        w > simdnn::kMaxInputSide) {
+      throw UsageError("--image-size: expected HEIGHTxWIDTH with sides 1.." +
+                       std::to_string(simdnn::kMaxInputSide) + ", e.g. 28x28, got '" +
+                       o.image_size + "'");
+    }
+    d.height = h;
+    d.width = w;
+  }
+  if (o.class_names != "auto" && o.class_names != "fashion" && o.class_names != "digits") {
+    d.class_names = resolve_class_names(o.class_names, o.data, 0);
+  }
+  return d;
 }
 
 // Classes the labels need: the largest label + 1.
@@ -506,8 +531,14 @@ int run(const Options& o) {
   }
 
   // Labels are checked against the class count once it is known (the train set's labels and
-  // the names fix it), so the t10k set is loaded with that limit.
-  simdnn::Dataset train = simdnn::load_mnist_dir(o.data, "train", 256);
+  // the names fix it), so the test set is loaded with that limit. An image folder's classes
+  // are its folder names unless --class-names lists them (then folders are matched by name).
+  simdnn::DatasetOptions data_options = dataset_options(o);
+  // Fine-tuning: an image folder's subfolders are matched to the parent's classes by name (an
+  // exported feedback set may lack a class, which must not shift the others' labels).
+  if (parent && data_options.class_names.empty()) data_options.class_names = parent->info().class_names;
+  simdnn::LoadedDataset loaded = *simdnn::load_dataset(o.data, "train", data_options);
+  simdnn::Dataset train = std::move(loaded.data);
   simdnn::ModelInfo info;
   info.input_height = train.images.rows;
   info.input_width = train.images.cols;
@@ -535,7 +566,9 @@ int run(const Options& o) {
     info.class_names = p.class_names;
     info.pixel_scale = p.pixel_scale;
   } else {
-    info.class_names = resolve_class_names(o.class_names, o.data, label_classes(train.labels));
+    info.class_names = loaded.class_names.empty()
+                           ? resolve_class_names(o.class_names, o.data, label_classes(train.labels))
+                           : loaded.class_names;
   }
   const int64_t parent_version = parent ? numeric_version(parent->info().version) : 0;
   int64_t version = o.model_version;
@@ -551,13 +584,14 @@ int run(const Options& o) {
   if (version == 0) version = 1;
   info.version = std::to_string(version);
   const size_t num_classes = info.class_names.size();
-  simdnn::Dataset test = simdnn::load_mnist_dir(o.data, "t10k", num_classes);
-  if (train.images.rows != test.images.rows || train.images.cols != test.images.cols) {
-    throw simdnn::DataError(o.data + ": train images are " + std::to_string(train.images.rows) +
-                            "x" + std::to_string(train.images.cols) + " but t10k images are " +
-                            std::to_string(test.images.rows) + "x" +
-                            std::to_string(test.images.cols));
-  }
+  data_options.num_classes = num_classes;
+  if (data_options.class_names.empty()) data_options.class_names = loaded.class_names;
+  data_options.height = info.input_height;  // the test images must match (folders: resized)
+  data_options.width = info.input_width;
+  // No test split (an image folder without train/ and test/, a lone CSV): no test metrics.
+  std::optional<simdnn::LoadedDataset> test_loaded =
+      simdnn::load_dataset(o.data, "test", data_options);
+  const simdnn::Dataset test = test_loaded ? std::move(test_loaded->data) : simdnn::Dataset{};
   const size_t features = info.input_size();
 
   simdnn::Rng rng(o.seed);
@@ -767,8 +801,15 @@ int main(int argc, char** argv) {
   o.command_line.assign(argv, argv + argc);
   CLI::App app{"Train a dense classifier on MNIST-format data (default: the Keras MNIST example "
                "on Fashion-MNIST)"};
-  app.add_option("--data", o.data, "MNIST-format directory (train/t10k IDX files, plain or .gz)")
+  app.add_option("--data", o.data,
+                 "data set: an MNIST IDX directory (train/t10k files, plain or .gz), a directory "
+                 "with one subfolder of PNG/JPEG images per class (or train/ and test/ holding "
+                 "such subfolders), a CSV file of label,pixel0,... or a directory with "
+                 "train.csv and test.csv")
       ->capture_default_str();
+  app.add_option("--image-size", o.image_size,
+                 "HEIGHTxWIDTH: resize image-folder images to it (default: all must share one "
+                 "size); the pixels per CSV row (default: a square)");
   CLI::Option* hidden =
       app.add_option("--hidden", o.hidden, "hidden layer sizes, comma-separated")->capture_default_str();
   CLI::Option* activation = app.add_option("--activation", o.activation, "hidden activation")

@@ -59,7 +59,7 @@ std::vector<Attack> attacks() {
 
 }  // namespace
 
-TEST_CASE("hostile models: predict and serve refuse each one, exit 1, naming file and problem") {
+TEST_CASE("hostile models: predict and serve refuse each one, exit 2 (bad data), naming file and problem") {
   TempDir dir("hostile-models");
   const auto image = dir / "img.png";
   simdnn::test::write_raw(image, simdnn::test::encode_gray(simdnn::test::make_stroke_image(1),
@@ -72,13 +72,13 @@ TEST_CASE("hostile models: predict and serve refuse each one, exit 1, naming fil
     simdnn::save_safetensors(path, f);
 
     const auto p = run_tool(SIMDNN_PREDICT_BIN, {"--model", path.string(), image.string()}, dir.path());
-    CHECK(p.exit_code == 1);
+    CHECK(p.exit_code == 2);
     CHECK(p.out.empty());
     CHECK(contains(p.err, path.string()));
     CHECK(contains(p.err, attack.expected));
 
     const auto s = run_tool(SIMDNN_SERVE_BIN, {"--model", path.string(), "--port", "0"}, dir.path());
-    CHECK(s.exit_code == 1);
+    CHECK(s.exit_code == 2);
     CHECK(contains(s.err, path.string()));
     CHECK(contains(s.err, attack.expected));
   }

@@ -221,7 +221,7 @@ TEST_CASE("predict: bad files are named on stderr while the others are still pre
   for (const std::string& line : err_lines) CHECK(line.rfind("predict: ", 0) == 0);
 }
 
-TEST_CASE("predict: an unloadable model or no input exits 1 with a message") {
+TEST_CASE("predict: an unloadable model exits 2 or 4, no input 1, with a message") {
   TempDir dir("predict-model");
   const auto image = dir / "digit.png";
   write_raw(image, simdnn::test::encode_gray(simdnn::test::make_stroke_image(0), ImageFormat::kPng));
@@ -230,13 +230,13 @@ TEST_CASE("predict: an unloadable model or no input exits 1 with a message") {
   write_raw(bogus, std::vector<uint8_t>(junk.begin(), junk.end()));
 
   const auto r = run_tool(kPredict, {"--model", bogus.string(), image.string()}, dir.path());
-  CHECK(r.exit_code == 1);
+  CHECK(r.exit_code == 2);  // bad data
   CHECK(r.out.empty());
   CHECK(contains(r.err, bogus.string()));
 
   const auto missing = run_tool(kPredict, {"--model", (dir / "nope.safetensors").string(), image.string()},
                                 dir.path());
-  CHECK(missing.exit_code == 1);
+  CHECK(missing.exit_code == 4);  // cannot be read
   CHECK(contains(missing.err, "nope.safetensors"));
 
   simdnn::Model model = simdnn::test::make_test_model();
@@ -293,10 +293,10 @@ TEST_CASE("predict --data: accuracy and per-class accuracy and confusion match e
   CHECK(contains(text.out, expected));
   CHECK(contains(text.out, "confusion matrix"));
 
-  // A directory without the files: exit 1, the directory named.
+  // A directory that does not exist: exit 4 (I/O), the directory named.
   const auto empty = run_tool(kPredict, {"--model", model_path.string(), "--data", (dir / "none").string()},
                               dir.path());
-  CHECK(empty.exit_code == 1);
+  CHECK(empty.exit_code == 4);
   CHECK(contains(empty.err, "none"));
 }
 

@@ -406,11 +406,11 @@ TEST_CASE("serve binary: on SIGTERM it finishes the in-flight request and exits 
   CHECK(proc.wait_exit(5.0) == 0);
 }
 
-TEST_CASE("serve binary: a model that does not load exits 1 naming the file") {
+TEST_CASE("serve binary: a model that does not load exits 2 (bad data) naming the file") {
   TempDir dir("serve-bad-model");
   const auto bogus = dir / "bogus.safetensors";
   simdnn::test::write_raw(bogus, {'n', 'o', 'p', 'e'});
   const auto r = simdnn::test::run_tool(SIMDNN_SERVE_BIN, {"--model", bogus.string(), "--port", "0"}, dir.path());
-  CHECK(r.exit_code == 1);
+  CHECK(r.exit_code == 2);
   CHECK(contains(r.err, bogus.string()));
 }

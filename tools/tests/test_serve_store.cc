@@ -224,7 +224,7 @@ TEST_CASE("serve --store-inputs stores the pixels, without --store, feedback is 
     REQUIRE(m);
     CHECK(m->body.find("prediction_store_") == std::string::npos);
   }
-  // Bad flags exit 1 with a message.
+  // Bad flags exit 1 with a message; a store that cannot be opened exits 4 (I/O).
   TempDir dir("serve-store-flags");
   save_model(dir / "m.safetensors", make_test_model());
   const auto bad = run_tool(SIMDNN_SERVE_BIN, {"--model", (dir / "m.safetensors").string(),
@@ -236,7 +236,7 @@ TEST_CASE("serve --store-inputs stores the pixels, without --store, feedback is 
       SIMDNN_SERVE_BIN, {"--model", (dir / "m.safetensors").string(), "--port", "0", "--store",
                          (dir / "no-such-dir" / "p.db").string()},
       dir.path());
-  CHECK(unopenable.exit_code == 1);
+  CHECK(unopenable.exit_code == 4);  // I/O
   CHECK(unopenable.err.find("no-such-dir") != std::string::npos);
 }
 

@@ -49,9 +49,11 @@ struct Dataset {
 };
 
 // Reads an IDX3 unsigned-byte image file, plain or gzip (detected from the content, not the
-// name). Throws IoError naming the path and the field when: the file is missing or unreadable;
-// the magic is wrong; rows or cols is 0; count*rows*cols overflows or exceeds max_data_bytes;
-// the header or the data is short; there are bytes after the data; the gzip stream is corrupt.
+// name). Throws IoError naming the path when the file is missing or unreadable, and DataError
+// naming the path and the field when: the magic is wrong; rows or cols is 0; count*rows*cols
+// overflows or exceeds max_data_bytes; the header or the data is short; there are bytes after
+// the data; the gzip stream is corrupt, truncated, or followed by anything but another gzip
+// member (trailing garbage, which gunzip only warns about, is refused).
 ImageSet read_idx_images(const std::filesystem::path& path,
                          size_t max_data_bytes = kDefaultMaxIdxBytes);
 
@@ -63,8 +65,10 @@ LabelSet read_idx_labels(const std::filesystem::path& path, size_t num_classes =
 // Loads "<dir>/<split>-images-idx3-ubyte" and "<dir>/<split>-labels-idx1-ubyte", each optionally
 // ending in ".gz"; the original MNIST download's "<split>-images.idx3-ubyte" spelling is
 // accepted too. split is "train" or "t10k". Throws IoError when the directory or either file is
-// missing (listing the names tried), when either file is invalid, or when the image and label
-// counts differ; std::invalid_argument for any other split.
+// missing (listing the names tried) or cannot be read (with the system's reason), DataError
+// when either file is invalid or the image and label counts differ; std::invalid_argument for
+// any other split. A file with a count of 0 is valid here; load_dataset (<simdnn/dataset.h>)
+// refuses an empty set.
 Dataset load_mnist_dir(const std::filesystem::path& dir, std::string_view split,
                        size_t num_classes = 10);
 

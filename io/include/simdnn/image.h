@@ -29,7 +29,7 @@ struct GrayImage {
 
 // Decodes JPEG (with libjpeg-turbo) and the other formats stb_image knows. Colour is converted
 // to luma (a JPEG's own Y channel); transparency is composited over white, so a transparent
-// background reads as paper rather than black. Throws IoError naming `name_for_errors` and the
+// background reads as paper rather than black. Throws DataError naming `name_for_errors` and the
 // decoder's reason when the bytes are not a decodable image (unknown format, truncated,
 // corrupt), or when the header declares more than max_pixels pixels.
 GrayImage decode_image(std::span<const uint8_t> bytes, std::string_view name_for_errors,

@@ -46,7 +46,7 @@ std::vector<uint8_t> serialize_safetensors(const SafetensorsFile& file);
 // serialize_safetensors + write_file_atomically: the previous file survives any failure.
 void save_safetensors(const std::filesystem::path& path, const SafetensorsFile& file);
 
-// Parses and validates an in-memory safetensors image; nothing in it is trusted. Throws IoError
+// Parses and validates an in-memory safetensors image; nothing in it is trusted. Throws DataError
 // whose message starts with `name_for_errors` and names the tensor and field at fault: shorter
 // than 8 bytes; header length beyond the buffer or kMaxSafetensorsHeaderBytes; header not a JSON
 // object; duplicate keys; __metadata__ not an object of strings; a dtype other than F32; a

@@ -30,10 +30,11 @@ inline constexpr float kMaxPixelScale = 1.0f;
 // checked before anything is allocated (a small file cannot claim gigabytes), with finite
 // values only. Then a self-test: a forward pass on fixed inputs must give finite probabilities
 // summing to 1. Tensors whose names start with "training." (checkpoint state) are ignored;
-// any other extra tensor is an error. Throws IoError starting with name_for_errors.
+// any other extra tensor is an error. Throws DataError starting with name_for_errors.
 Model model_from_safetensors(const SafetensorsFile& file, std::string_view name_for_errors);
 
-// Atomic save (temporary file, then rename) and validated load. Throw IoError naming the path.
+// Atomic save (temporary file, then rename) and validated load. Throw IoError naming the path
+// when it cannot be read or written, DataError when its contents are not a usable model.
 void save_model(const std::filesystem::path& path, const Model& model);
 Model load_model(const std::filesystem::path& path);
 

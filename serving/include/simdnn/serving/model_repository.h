@@ -199,6 +199,10 @@ class ModelRepository {
   // until they change.
   std::map<std::filesystem::path, FileIdentity> failed_;
   std::map<std::filesystem::path, std::string> failure_reason_;
+  // Whether a load since the last reset failed for a reason other than the file's contents
+  // (DataError): when no model loads at start, the constructor throws DataError only if every
+  // failure was bad data, so that serve exits 2 (bad data) rather than 4 (I/O).
+  bool load_failed_other_than_data_ = false;
   std::set<std::filesystem::path> ignored_logged_;  // ignored entries, logged once
   std::atomic<uint64_t> reloads_{0};
 
