@@ -146,7 +146,7 @@ TEST_CASE("export-data: IDX export de-duplicates, resolves conflicts and skips u
   CHECK(report.at("skipped_without_input") == 1);
   CHECK(report.at("skipped_size_mismatch") == 1);
   CHECK(report.at("skipped_bad_label") == 1);
-  CHECK(report.at("duplicates_dropped") == 1);
+  CHECK(report.at("duplicates_dropped") == 2);  // r2, and r5 (a copy of the kept r4)
   CHECK(report.at("conflicting_images") == 1);
   CHECK(report.at("conflicts_dropped") == 1);
   CHECK(report.at("written") == 2);
@@ -154,6 +154,7 @@ TEST_CASE("export-data: IDX export de-duplicates, resolves conflicts and skips u
   CHECK(class_entry(report, 3).at("from_feedback") == 1);
   CHECK(class_entry(report, 3).at("duplicates_dropped") == 1);
   CHECK(class_entry(report, 2).at("from_feedback") == 1);
+  CHECK(class_entry(report, 2).at("duplicates_dropped") == 1);
   CHECK(class_entry(report, 1).at("conflicts_dropped") == 1);
   CHECK(class_entry(report, 1).at("total") == 0);
   REQUIRE(report.at("conflicts").size() == 1);
@@ -208,7 +209,7 @@ TEST_CASE("export-data: an image folder per class, with --merge appended and de-
                                 "--merge", (dir / "mnist").string()},
                                dir.path());
   CHECK(report.at("merge_rows") == 2);
-  CHECK(report.at("duplicates_dropped") == 2);  // r2 and the merged copy of A
+  CHECK(report.at("duplicates_dropped") == 3);  // r2, r5 and the merged copy of A
   CHECK(report.at("written") == 3);
   CHECK(class_entry(report, 3).at("from_feedback") == 1);
   CHECK(class_entry(report, 3).at("duplicates_dropped") == 2);
