@@ -15,8 +15,9 @@
 // - Order: the store's rows (oldest first), then --merge's train images (appended).
 // - De-duplication on the pixels: copies with the same label keep the first; copies with
 //   conflicting labels keep the most frequent label (ties: the label seen first, so feedback
-//   beats the original data on a 1-1 tie), at the position of its first copy, and the image is
-//   reported as a conflict.
+//   beats the original data on a 1-1 tie), at the position of the first copy with that label;
+//   the other copies with that label count as duplicates, those with other labels as
+//   conflicts, and the image is reported as a conflict.
 // - Output: IDX (train-images-idx3-ubyte, train-labels-idx1-ubyte and, with --merge, --merge's
 //   t10k files copied so that `train --data DIR` works and the test set stays the original) or
 //   an image folder DIR/<class>/<request id>.png (merged images as train-<index>.png).

@@ -218,6 +218,16 @@ TEST_CASE("promote: mismatched class names, a corrupt candidate and bad flags ch
   CHECK(corrupt.err.find("corrupt.safetensors") != std::string::npos);
 
   CHECK(s.promote(s.dir / "missing.safetensors").exit_code == 4);
+  // The live version (the highest) does not load: nothing to compare with, bad data.
+  {
+    const auto live2 = s.repo / "digits" / "2";
+    fs::create_directories(live2);
+    simdnn::test::write_raw(live2 / "model.safetensors", {9, 9, 9});
+    const auto broken = s.promote(s.good);
+    CHECK(broken.exit_code == 2);
+    CHECK(broken.err.find("2/model.safetensors") != std::string::npos);
+    fs::remove_all(live2);
+  }
   CHECK(s.promote(s.good, {"--alpha", "2"}).exit_code == 1);
   CHECK(simdnn::test::run_tool(SIMDNN_PROMOTE_BIN,
                                {"--candidate", s.good.string(), "--repository", s.repo.string(),
