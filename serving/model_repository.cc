@@ -286,6 +286,10 @@ std::vector<ModelRepository::Candidate> ModelRepository::scan(const std::string*
     std::error_code vec;
     for (const fs::directory_entry& version_dir : fs::directory_iterator(model_dir.path(), vec)) {
       const std::string v = version_dir.path().filename().string();
+      // Hidden entries are skipped without a log line: promote fills ".tmp-promote-<pid>"
+      // before renaming it to its version number, and one event per such folder would only
+      // be noise (and grow ignored_logged_ with every promotion).
+      if (v.starts_with('.')) continue;
       int64_t number = 0;
       if (!version_dir.is_directory(vec) || !parse_positive(v, number) ||
           std::to_string(number) != v) {

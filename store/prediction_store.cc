@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <climits>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -408,5 +409,86 @@ PredictionStoreStats PredictionStore::stats() const {
 }
 
 const std::filesystem::path& PredictionStore::path() const { return impl_->path; }
+
+size_t for_each_labelled_prediction(const std::filesystem::path& path,
+                                    const LabelledPredictionFilter& filter,
+                                    const std::function<void(const LabelledPrediction&)>& visit) {
+  const std::string p = path.string();
+  sqlite3* db = nullptr;
+  // Read-only and never created: a mistyped path must not leave an empty database behind.
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
+    std::string msg =
+        p + ": cannot open the prediction store: " + (db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    throw StoreError(msg);
+  }
+  struct Closer {
+    sqlite3* db;
+    ~Closer() { sqlite3_close(db); }
+  } closer{db};
+  sqlite3_busy_timeout(db, 5000);
+  {
+    // user_version also makes SQLite read the header: "file is not a database" surfaces here.
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(s);
+      throw StoreError(p + ": not a prediction store: " + sqlite3_errmsg(db));
+    }
+    const int rc = sqlite3_step(s);
+    const int version = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW) throw StoreError(p + ": not a prediction store: " + sqlite3_errmsg(db));
+    if (version != kSchemaVersion) {
+      throw StoreError(p + ": prediction store schema version " + std::to_string(version) +
+                       ", this build reads " + std::to_string(kSchemaVersion));
+    }
+  }
+  Statement select(db,
+                   "SELECT id,request_id,time_ms,model,version,predicted_class,feedback_label,"
+                   "input FROM predictions WHERE feedback_label IS NOT NULL "
+                   "AND (?1='' OR model=?1) AND (?2='' OR version=?2) ORDER BY id",
+                   p);
+  sqlite3_stmt* s = select.get();
+  sqlite3_bind_text(s, 1, filter.model.data(), static_cast<int>(filter.model.size()),
+                    SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, filter.version.data(), static_cast<int>(filter.version.size()),
+                    SQLITE_STATIC);
+  const auto text = [s](int column) {
+    const unsigned char* t = sqlite3_column_text(s, column);
+    return t ? std::string(reinterpret_cast<const char*>(t),
+                           static_cast<size_t>(sqlite3_column_bytes(s, column)))
+             : std::string();
+  };
+  size_t visited = 0;
+  LabelledPrediction row;
+  try {
+    for (;;) {
+      const int rc = sqlite3_step(s);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) throw StoreError(p + ": cannot read predictions: " + sqlite3_errmsg(db));
+      row.id = sqlite3_column_int64(s, 0);
+      row.request_id = text(1);
+      row.time_ms = sqlite3_column_int64(s, 2);
+      row.model = text(3);
+      row.version = text(4);
+      row.predicted_class = sqlite3_column_int(s, 5);
+      // A label written by hand beyond int32 must not wrap into a valid class: -1 instead.
+      const int64_t label = sqlite3_column_int64(s, 6);
+      row.label = label >= INT32_MIN && label <= INT32_MAX ? static_cast<int32_t>(label) : -1;
+      const void* blob = sqlite3_column_blob(s, 7);
+      const int bytes = sqlite3_column_bytes(s, 7);
+      const auto* b = static_cast<const uint8_t*>(blob);
+      row.input.assign(b, b + (blob ? bytes : 0));
+      ++visited;
+      visit(row);
+    }
+  } catch (...) {
+    select.reset();
+    throw;
+  }
+  select.reset();
+  return visited;
+}
 
 }  // namespace simdnn

@@ -56,6 +56,7 @@ expect() {  # expect LIST PATH...
   for p in "$@"; do grep -qxF "$p" "$out/$list" || fail "$list lacks $p"; done
 }
 expect simdnn.files /usr/bin/simdnn-train /usr/bin/simdnn-predict /usr/bin/simdnn-serve \
+  /usr/bin/simdnn-export-data /usr/bin/simdnn-promote \
   /usr/lib/systemd/system/simdnn-serve.service /usr/share/simdnn/systemd/simdnn-serve.service \
   /usr/share/simdnn/systemd/simdnn-serve.default /usr/share/doc/simdnn/copyright \
   /usr/share/doc/simdnn/changelog.Debian.gz /usr/share/doc/simdnn/README.md
@@ -67,5 +68,5 @@ grep -q '^/usr/lib/.*cmake/simdnn/simdnnConfig\.cmake$' "$out/libsimdnn-dev.file
 # Each file in exactly one package, and no build-tree names or test binaries shipped.
 dup=$(sort "$out/simdnn.files" "$out/libsimdnn-dev.files" | grep -v '/$' | uniq -d)
 [[ -z $dup ]] || fail "files in both packages: $dup"
-! grep -E '^/usr/bin/(train|predict|serve)$|/tests/' "$out/simdnn.files" || fail "unexpected files in simdnn"
+! grep -E '^/usr/bin/(train|predict|serve|export-data|promote)$|/tests/' "$out/simdnn.files" || fail "unexpected files in simdnn"
 echo "PASS: $(basename "$tools_deb") and $(basename "$dev_deb")"

@@ -26,7 +26,7 @@ fi
 if dpkg-query -W -f='${Status}' simdnn 2>/dev/null | grep -Eq ' (installed|config-files)$'; then
   skip "a simdnn package is already installed here; this test does not replace or remove it"
 fi
-for tool in simdnn-train simdnn-predict simdnn-serve; do
+for tool in simdnn-train simdnn-predict simdnn-serve simdnn-export-data simdnn-promote; do
   if [[ -e /usr/bin/$tool || -e /usr/local/bin/$tool ]]; then
     skip "$tool is already installed outside the package (/usr/bin or /usr/local/bin)"
   fi
@@ -71,6 +71,9 @@ installed=1
 dpkg -L simdnn >"$work/installed_files"
 [[ $(command -v simdnn-train) == /usr/bin/simdnn-train ]] || fail "simdnn-train is not /usr/bin/simdnn-train"
 simdnn-serve --version | grep -q '^simdnn-serve ' || fail "simdnn-serve --version"
+for tool in simdnn-export-data simdnn-promote; do
+  "$tool" --version | grep -q "^$tool " || fail "$tool --version"
+done
 if command -v systemd-analyze >/dev/null; then
   # The installed unit as it is: ExecStart resolves to /usr/bin/simdnn-serve.
   out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/simdnn-serve.service 2>&1) ||

@@ -112,6 +112,10 @@ TEST_CASE("model repository: highest version live, junk ignored, several models 
   fs::create_directories(dir / "digits" / "0");
   fs::create_directories(dir / "digits" / "07");
   fs::create_directories(dir / "digits" / "9");  // no model file yet
+  // A promotion in progress (tools/promote): a complete, valid model under a hidden name.
+  fs::create_directories(dir / "digits" / ".tmp-promote-99");
+  simdnn::save_model(dir / "digits" / ".tmp-promote-99" / "model.safetensors",
+                     simdnn::test::make_test_model(99));
   simdnn::test::write_raw(dir / "README", {'x'});
   Service s(options_for(dir.path()));
   CHECK(s.primary("digits") == "2");

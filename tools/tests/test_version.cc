@@ -12,7 +12,8 @@
 TEST_CASE("every tool: --version prints the version, the commit and the SIMD target") {
   simdnn::test::TempDir dir("tool-version");
   const std::pair<const char*, const char*> tools[] = {
-      {"train", SIMDNN_TRAIN_BIN}, {"predict", SIMDNN_PREDICT_BIN}, {"serve", SIMDNN_SERVE_BIN}};
+      {"train", SIMDNN_TRAIN_BIN}, {"predict", SIMDNN_PREDICT_BIN}, {"serve", SIMDNN_SERVE_BIN},
+      {"export-data", SIMDNN_EXPORT_DATA_BIN}, {"promote", SIMDNN_PROMOTE_BIN}};
   for (const auto& [name, binary] : tools) {
     CAPTURE(name);
     const simdnn::test::CommandResult r = simdnn::test::run_tool(binary, {"--version"}, dir.path());

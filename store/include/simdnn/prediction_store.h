@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -118,6 +119,35 @@ class PredictionStore {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// A prediction that has feedback, as a retraining job reads it back.
+struct LabelledPrediction {
+  int64_t id = 0;  // the row id: rows are appended, so ids follow the order of predictions
+  std::string request_id;
+  int64_t time_ms = 0;
+  std::string model;
+  std::string version;
+  int32_t predicted_class = 0;
+  int32_t label = 0;           // the feedback label (not range-checked: the store never was)
+  std::vector<uint8_t> input;  // the stored pixels; empty when the input was not stored
+};
+
+// Which labelled rows to read: "" matches any model / version.
+struct LabelledPredictionFilter {
+  std::string model;
+  std::string version;
+};
+
+// Calls `visit` for every row of the database at `path` that has feedback and matches
+// `filter`, in id order, with or without a stored input (the caller counts those without).
+// Opens its own read-only connection with one prepared statement (no writer thread, nothing
+// created or changed), so it reads a store that a running service is writing (WAL readers do
+// not block the writer; a snapshot of the committed rows at the start is read). Returns the
+// number of rows visited. Throws StoreError naming the path when the file is missing, is not a
+// SQLite database or holds another schema version; an exception from `visit` propagates.
+size_t for_each_labelled_prediction(const std::filesystem::path& path,
+                                    const LabelledPredictionFilter& filter,
+                                    const std::function<void(const LabelledPrediction&)>& visit);
 
 // The top-k column's JSON text: [{"class":3,"probability":0.91},...].
 std::string top_k_json(const std::vector<std::pair<int32_t, float>>& top_k);
