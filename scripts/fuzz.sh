@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (fuzz/) with clang + ASan + UBSan in build-fuzz and runs each for
+# Builds the libFuzzer targets (fuzz/) with clang + ASan + UBSan in build-sanitize (the build
+# scripts/test-sanitizers.sh runs the test suite in, see scripts/sanitize-build.sh) and runs each for
 # a bounded time, starting from seed corpora that fuzz_seeds generates. Fails on any crash,
 # leak, timeout, out-of-memory or sanitizer report; the reproducer is left in
-# build-fuzz/artifacts/ (replay: build-fuzz/fuzz/fuzz_<name> <file>).
+# build-sanitize/artifacts/ (replay: build-sanitize/fuzz/fuzz_<name> <file>).
 #
 #   scripts/fuzz.sh [seconds per target, default 60]
 #   FUZZ_TARGETS="idx image" scripts/fuzz.sh 30      only some targets (idx csv safetensors image
@@ -11,19 +12,18 @@
 #   FUZZ_SEED=0 scripts/fuzz.sh 600                  a fresh random seed (default 1: CI's runs
 #                                                    explore the same inputs from run to run)
 #
-# New inputs libFuzzer finds go to build-fuzz/corpus/<name>/ and are reused by the next run.
+# New inputs libFuzzer finds go to build-sanitize/corpus/<name>/ and are reused by the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-build_dir=${SIMDNN_FUZZ_BUILD_DIR:-build-fuzz}
+source scripts/sanitize-build.sh
+build_dir=$sanitize_build_dir
 targets=(${FUZZ_TARGETS:-idx csv safetensors image request http})
 jobs=${FUZZ_JOBS:-$(nproc)}
 
 ./scripts/setup.sh --test
 # Tools on: fuzz_request links serving's request parser (simdnn::serving), built only with the tools.
-cmake -S . -B "$build_dir" -DCMAKE_CXX_COMPILER=clang++ -DSIMDNN_FUZZ=ON \
-  -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
-  -DSIMDNN_BUILD_TESTS=OFF -DSIMDNN_BUILD_BENCH=OFF -DSIMDNN_BUILD_TOOLS=ON -DSIMDNN_INSTALL=OFF
+sanitize_build_configure
 build_targets=(fuzz_seeds)
 for t in "${targets[@]}"; do build_targets+=("fuzz_$t"); done
 cmake --build "$build_dir" -j "$(nproc)" --target "${build_targets[@]}"

@@ -2,7 +2,8 @@
 # Builds simdnn with sanitizers and runs the test suite under them (skipping the slow
 # packaging tests, which rebuild the library without sanitizers anyway).
 #
-#   scripts/test-sanitizers.sh              ASan + UBSan in build-asan (what CI runs)
+#   scripts/test-sanitizers.sh              ASan + UBSan (clang) in build-sanitize, the build
+#                                           scripts/fuzz.sh reuses (what CI runs)
 #   scripts/test-sanitizers.sh thread       ThreadSanitizer in build-tsan (clang + libomp +
 #                                           Archer, see below; not part of CI)
 #   extra arguments go to ctest, e.g. scripts/test-sanitizers.sh address -R gemm
@@ -21,8 +22,11 @@ jobs=$(nproc)
 common=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" -DSIMDNN_BUILD_BENCH=OFF)
 
 if [[ $mode == address ]]; then
-  build_dir=${SIMDNN_ASAN_BUILD_DIR:-build-asan}
-  cmake -S . -B "$build_dir" "${common[@]}" -DSIMDNN_SANITIZE=address,undefined
+  # clang with libFuzzer's coverage as well (scripts/sanitize-build.sh): the fuzz targets then
+  # come out of the same build, and CI compiles the project under sanitizers once.
+  source scripts/sanitize-build.sh
+  build_dir=$sanitize_build_dir
+  sanitize_build_configure
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:abort_on_error=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 else

@@ -93,7 +93,11 @@ TEST_CASE("fit: the model file of a short run is pinned on the SSE4 and SCALAR t
   const std::vector<std::string> targets = simdnn::available_simd_targets();
   const std::vector<std::pair<std::string, std::string>> pins = {
       {"SSE4", "fb6d8a0d4126b0c6"}, {"SCALAR", "fb6d8a0d4126b0c6"}};
-  for (const auto& [target, pin] : pins) {
+  for (const auto& target_pin : pins) {
+    // Named copies, not a structured binding: clang 14 (the sanitizer build) cannot capture a
+    // binding in CAPTURE's lambda.
+    const std::string& target = target_pin.first;
+    const std::string& pin = target_pin.second;
     CAPTURE(target);
     REQUIRE(std::find(targets.begin(), targets.end(), target) != targets.end());
     simdnn::ScopedSimdTarget scope(target);
