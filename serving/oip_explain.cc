@@ -39,20 +39,14 @@ bool wants_png(std::string_view accept) {
 
 Reply PredictionService::oip_explain(const Request& request, Exchange& exchange) {
   Metrics::InFlight guard(metrics_);
-  if (!request.header("Inference-Header-Content-Length").empty()) {
-    return error_reply(400, "the binary tensor data extension is not supported: send the "
-                            "tensor as JSON \"data\"");
-  }
+  if (auto refused = refuse_binary_tensors(request)) return std::move(*refused);
   // The version route_v2 resolved (a canary included): the explanation is of the model that
   // predicts, and the response names it.
   const ModelVersion& served = *exchange.served;
   const ModelInfo& info = served.model.info();
   const size_t classes = served.model.num_classes();
-  OipLimits limits;
-  limits.input_height = info.input_height;
-  limits.input_width = info.input_width;
-  limits.max_batch = std::min(options_.max_batch, kMaxExplainBatch);
-  limits.max_fp32 = 255.0 * static_cast<double>(info.pixel_scale);
+  OipLimits limits = oip_limits(info);
+  limits.max_batch = std::min(limits.max_batch, kMaxExplainBatch);
   limits.accept_class = true;
   WorkerLease worker(workers_);
   OipInferRequest infer;

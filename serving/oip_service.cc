@@ -1,6 +1,7 @@
 // PredictionService's Open Inference Protocol (KServe v2) endpoints, under /v2 (formats in
 // docs/serving.md, parsing and bodies in oip.h).
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -143,19 +144,27 @@ Reply PredictionService::route_repository(const Request& request) {
                               std::string(path));
 }
 
-Reply PredictionService::oip_infer(const Request& request, Exchange& exchange) {
-  Metrics::InFlight guard(metrics_);
-  if (!request.header("Inference-Header-Content-Length").empty()) {
-    return error_reply(400, "the binary tensor data extension is not supported: send the "
-                            "tensor as JSON \"data\"");
-  }
-  const ModelVersion& served = *exchange.served;
-  const ModelInfo& info = served.model.info();
+std::optional<Reply> refuse_binary_tensors(const Request& request) {
+  if (request.header("Inference-Header-Content-Length").empty()) return std::nullopt;
+  return error_reply(400, "the binary tensor data extension is not supported: send the "
+                          "tensor as JSON \"data\"");
+}
+
+OipLimits PredictionService::oip_limits(const ModelInfo& info) const {
   OipLimits limits;
   limits.input_height = info.input_height;
   limits.input_width = info.input_width;
   limits.max_batch = options_.max_batch;
   limits.max_fp32 = 255.0 * static_cast<double>(info.pixel_scale);
+  return limits;
+}
+
+Reply PredictionService::oip_infer(const Request& request, Exchange& exchange) {
+  Metrics::InFlight guard(metrics_);
+  if (auto refused = refuse_binary_tensors(request)) return std::move(*refused);
+  const ModelVersion& served = *exchange.served;
+  const ModelInfo& info = served.model.info();
+  const OipLimits limits = oip_limits(info);
   WorkerLease worker(workers_);
   OipInferRequest infer;
   ParsedInstances& input = worker->parsed;

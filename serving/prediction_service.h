@@ -38,6 +38,10 @@ struct Exchange {
   float confidence = 0;
 };
 
+// OIP's binary tensor extension (an Inference-Header-Content-Length header) is not supported:
+// the 400 reply for a request that uses it, nothing otherwise (oip_service.cc).
+std::optional<Reply> refuse_binary_tensors(const Request& request);
+
 // Each endpoint method counts itself in http_requests_in_flight while it runs; counting the
 // answered requests (http_requests_total) is the HTTP layer's job, since it also answers
 // requests that never get here (unknown paths, bodies too large).
@@ -100,6 +104,8 @@ class PredictionService {
   Reply oip_infer(const Request& request, Exchange& exchange);
   // POST /v2/models/{name}/feedback (feedback.cc).
   Reply feedback(const Request& request, std::string_view model);
+  // The OIP body limits for a model: its input size, --max-batch, the FP32 range.
+  OipLimits oip_limits(const ModelInfo& info) const;
   // POST /v2/models/{name}/explain (oip_explain.cc).
   Reply oip_explain(const Request& request, Exchange& exchange);
   // The model's predictions for worker.x: runs the model and observes the inference metrics;

@@ -8,6 +8,7 @@
 
 #include "simdnn/autograd.h"
 #include "simdnn/layers.h"
+#include "gradient_check.h"
 #include "test_util.h"
 
 using simdnn::Parameter;
@@ -16,52 +17,8 @@ using simdnn::Tape;
 using simdnn::Tensor;
 using simdnn::Var;
 
-namespace {
-
-Parameter random_parameter(const char* name, const Shape& shape, uint64_t seed,
-                           float lo = -1.0f, float hi = 1.0f) {
-  Parameter p(name, shape);
-  auto v = simdnn::test::random_floats(p.value.size(), seed, lo, hi);
-  std::copy(v.begin(), v.end(), p.value.data());
-  return p;
-}
-
-// Analytic gradients of the scalar built by `build` with respect to every parameter, checked
-// against central differences (f(w+h) - f(w-h)) / 2h taken in double. The forward passes run
-// in float, so h is large enough (1e-2) that rounding in the loss (~1e-7) stays far below the
-// tolerance, and the O(h^2) truncation error is bounded by the tolerance too.
-void check_gradients(const std::vector<Parameter*>& params,
-                     const std::function<Var(Tape&)>& build, double h = 1e-2,
-                     double tolerance = 2e-3) {
-  Tape tape(1);
-  for (Parameter* p : params) p->zero_grad();
-  Var loss = build(tape);
-  tape.backward(loss);
-  std::vector<Tensor> analytic;
-  for (Parameter* p : params) analytic.push_back(p->gradient().clone());
-
-  auto eval = [&]() {
-    Tape t(1);
-    return static_cast<double>(t.value(build(t))[0]);
-  };
-  for (size_t k = 0; k < params.size(); ++k) {
-    Parameter& p = *params[k];
-    CAPTURE(p.name);
-    for (size_t i = 0; i < p.value.size(); ++i) {
-      CAPTURE(i);
-      const float saved = p.value[i];
-      p.value[i] = saved + static_cast<float>(h);
-      const double up = eval();
-      p.value[i] = saved - static_cast<float>(h);
-      const double down = eval();
-      p.value[i] = saved;
-      const double numeric = (up - down) / (2 * h);
-      CHECK(std::abs(analytic[k][i] - numeric) <= tolerance * (1.0 + std::abs(numeric)));
-    }
-  }
-}
-
-}  // namespace
+using simdnn::test::check_gradients;
+using simdnn::test::random_parameter;
 
 TEST_CASE("autograd: dense backward (dx, dW, db) matches finite differences") {
   Parameter x = random_parameter("x", Shape{4, 5}, 1);

@@ -17,6 +17,7 @@
 #include "simdnn/lr_schedule.h"
 #include "simdnn/model_file.h"
 #include "simdnn/regularization.h"
+#include "gradient_check.h"
 #include "test_util.h"
 
 using simdnn::Parameter;
@@ -26,6 +27,9 @@ using simdnn::Tensor;
 using simdnn::Var;
 
 namespace {
+
+using simdnn::test::check_gradients;
+using simdnn::test::random_parameter;
 
 // 200 6x6 images of 3 classes, class c lighting rows 2c..2c+1, plus noise.
 struct Data {
@@ -57,45 +61,6 @@ simdnn::Model make_model(simdnn::Rng& rng, std::vector<size_t> hidden = {12}) {
   info.class_names = {"top", "middle", "bottom"};
   info.version = "1";
   return simdnn::Model::mlp(info, hidden, simdnn::Activation::kRelu, Data::kClasses, rng);
-}
-
-Parameter random_parameter(const char* name, const Shape& shape, uint64_t seed, float lo = -1.0f,
-                           float hi = 1.0f) {
-  Parameter p(name, shape);
-  auto v = simdnn::test::random_floats(p.value.size(), seed, lo, hi);
-  std::copy(v.begin(), v.end(), p.value.data());
-  return p;
-}
-
-// Analytic gradients of the scalar `build` records against central differences in double
-// (as tests/test_autograd.cc). `build` must be deterministic: a dropout mask comes from an Rng
-// copied afresh on every call, so every evaluation sees the same mask.
-void check_gradients(const std::vector<Parameter*>& params,
-                     const std::function<Var(Tape&)>& build, double h = 1e-2,
-                     double tolerance = 2e-3) {
-  Tape tape(1);
-  for (Parameter* p : params) p->zero_grad();
-  tape.backward(build(tape));
-  std::vector<Tensor> analytic;
-  for (Parameter* p : params) analytic.push_back(p->gradient().clone());
-  auto eval = [&] {
-    Tape t(1);
-    return static_cast<double>(t.value(build(t))[0]);
-  };
-  for (size_t k = 0; k < params.size(); ++k) {
-    Parameter& p = *params[k];
-    for (size_t i = 0; i < p.value.size(); ++i) {
-      CAPTURE(i);
-      const float saved = p.value[i];
-      p.value[i] = saved + static_cast<float>(h);
-      const double up = eval();
-      p.value[i] = saved - static_cast<float>(h);
-      const double down = eval();
-      p.value[i] = saved;
-      const double numeric = (up - down) / (2 * h);
-      CHECK(std::abs(analytic[k][i] - numeric) <= tolerance * (1.0 + std::abs(numeric)));
-    }
-  }
 }
 
 std::vector<float> values(const Parameter& p) { return {p.value.data(), p.value.data() + p.value.size()}; }
