@@ -289,7 +289,9 @@ TEST_CASE("serve protocol: multipart uploads to /predict") {
       {type, "garbage"},
       {"multipart/form-data; boundary=xyz", "--xyz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nnot an image\r\n--xyz--"},
   };
-  for (const auto& [ct, b] : bad) {
+  for (const auto& case_ : bad) {
+    const auto& ct = case_.first;  // not a structured binding: clang 14 cannot CAPTURE one
+    const auto& b = case_.second;
     CAPTURE(ct);
     const Reply e = call(*f.service, {"POST", "/predict", b, "", {{"Content-Type", ct}}});
     CHECK(e.status == 400);

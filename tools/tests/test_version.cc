@@ -14,7 +14,9 @@ TEST_CASE("every tool: --version prints the version, the commit and the SIMD tar
   const std::pair<const char*, const char*> tools[] = {
       {"train", SIMDNN_TRAIN_BIN}, {"predict", SIMDNN_PREDICT_BIN}, {"serve", SIMDNN_SERVE_BIN},
       {"export-data", SIMDNN_EXPORT_DATA_BIN}, {"promote", SIMDNN_PROMOTE_BIN}};
-  for (const auto& [name, binary] : tools) {
+  for (const auto& tool : tools) {
+    const char* name = tool.first;  // not a structured binding: clang 14 cannot CAPTURE one
+    const char* binary = tool.second;
     CAPTURE(name);
     const simdnn::test::CommandResult r = simdnn::test::run_tool(binary, {"--version"}, dir.path());
     CHECK(r.exit_code == 0);
