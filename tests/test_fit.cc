@@ -99,7 +99,14 @@ TEST_CASE("fit: the model file of a short run is pinned on the SSE4 and SCALAR t
     const std::string& target = target_pin.first;
     const std::string& pin = target_pin.second;
     CAPTURE(target);
-    REQUIRE(std::find(targets.begin(), targets.end(), target) != targets.end());
+    if (std::find(targets.begin(), targets.end(), target) == targets.end()) {
+      // Only the sanitizer build lacks one: it compiles just the targets the CPU runs, and
+      // with clang the portable baseline is EMU128, not SCALAR (GCC's). The Release build,
+      // which every CI run tests, must have both.
+      REQUIRE(simdnn::test::kSanitized);
+      MESSAGE("pin not checked in this build: no " << target << " target");
+      continue;
+    }
     simdnn::ScopedSimdTarget scope(target);
     const std::string one = hex(fnv1a(train_model_file(dir.path(), 1)));
     const std::string two = hex(fnv1a(train_model_file(dir.path(), 2)));
