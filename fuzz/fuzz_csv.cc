@@ -12,38 +12,21 @@
 
 #include "simdnn/dataset.h"
 #include "simdnn/io_error.h"
+#include "fuzz_temp_file.h"
 
 namespace {
 
-const std::filesystem::path& temp_path() {
-  static const std::filesystem::path path = [] {
-    const std::filesystem::path dir =
-        std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
-    return dir / ("simdnn-fuzz-csv-" + std::to_string(getpid()) + ".csv");
-  }();
-  return path;
-}
-
-struct RemoveAtExit {
-  ~RemoveAtExit() {
-    std::error_code ec;
-    std::filesystem::remove(temp_path(), ec);
-  }
-} remove_at_exit;
+const simdnn::fuzz::FuzzTempFile input_file("csv", ".csv");
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  {
-    std::ofstream out(temp_path(), std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-    if (!out) std::abort();
-  }
+  input_file.write(data, size);
   simdnn::DatasetOptions options;
   options.num_classes = size > 0 ? 1 + data[size - 1] % 10 : 10;
   if (size > 1 && data[size - 2] % 2) options.height = options.width = 2;  // a given size, too
   try {
-    const auto loaded = simdnn::load_dataset(temp_path(), "train", options);
+    const auto loaded = simdnn::load_dataset(input_file.path(), "train", options);
     const simdnn::ImageSet& images = loaded->data.images;
     bool ok = images.count > 0 && images.rows > 0 && images.cols > 0 &&
               images.rows <= simdnn::kMaxInputSide && images.cols <= simdnn::kMaxInputSide &&

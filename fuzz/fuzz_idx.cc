@@ -12,38 +12,21 @@
 
 #include "simdnn/idx.h"
 #include "simdnn/io_error.h"
+#include "fuzz_temp_file.h"
 
 namespace {
 
 // Small enough that a gzip bomb cannot make one run slow or hit the RSS limit.
 constexpr size_t kMaxDataBytes = size_t{4} << 20;
 
-const std::filesystem::path& temp_path() {
-  static const std::filesystem::path path = [] {
-    const std::filesystem::path dir =
-        std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
-    return dir / ("simdnn-fuzz-idx-" + std::to_string(getpid()));
-  }();
-  return path;
-}
-
-struct RemoveAtExit {
-  ~RemoveAtExit() {
-    std::error_code ec;
-    std::filesystem::remove(temp_path(), ec);
-  }
-} remove_at_exit;
+const simdnn::fuzz::FuzzTempFile input_file("idx");
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  {
-    std::ofstream out(temp_path(), std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-    if (!out) std::abort();
-  }
+  input_file.write(data, size);
   try {
-    const simdnn::ImageSet images = simdnn::read_idx_images(temp_path(), kMaxDataBytes);
+    const simdnn::ImageSet images = simdnn::read_idx_images(input_file.path(), kMaxDataBytes);
     if (images.rows == 0 || images.cols == 0 ||
         images.pixels.size() != images.count * images.rows * images.cols ||
         images.pixels.size() > kMaxDataBytes) {
@@ -55,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   try {
     const size_t num_classes = size > 0 ? 1 + data[size - 1] % 10 : 10;
-    const simdnn::LabelSet labels = simdnn::read_idx_labels(temp_path(), num_classes, kMaxDataBytes);
+    const simdnn::LabelSet labels = simdnn::read_idx_labels(input_file.path(), num_classes, kMaxDataBytes);
     for (uint8_t label : labels.labels) {
       if (label >= num_classes) {
         std::fprintf(stderr, "label %d >= %zu accepted\n", label, num_classes);

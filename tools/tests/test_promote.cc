@@ -50,16 +50,6 @@ void write_labelled_set(const fs::path& dir, const simdnn::Model& reference, siz
   simdnn::write_idx_labels(dir / "t10k-labels-idx1-ubyte", labels);
 }
 
-// Every file under `root` (relative path -> contents), and every directory (-> "<dir>").
-std::map<std::string, std::string> tree(const fs::path& root) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(root)) {
-    const std::string rel = fs::relative(e.path(), root).string();
-    out[rel] = e.is_directory() ? "<dir>" : simdnn::test::read_text(e.path());
-  }
-  return out;
-}
-
 struct Setup {
   TempDir dir{"promote"};
   fs::path repo = dir / "repo";
@@ -142,7 +132,7 @@ TEST_CASE("promote: a better candidate becomes the next version, byte for byte")
   for (const auto& e : fs::directory_iterator(s.repo / "digits")) entries.push_back(e.path().filename());
   std::sort(entries.begin(), entries.end());
   CHECK(entries == std::vector<std::string>{"1", "3", "4", "5"});
-  CHECK(tree(s.repo / "digits" / "5").size() == 1);
+  CHECK(simdnn::test::directory_snapshot(s.repo / "digits" / "5").size() == 1);
 
   // The same model again is not worse than itself (b = c = 0, p = 1): version 6.
   const auto again = s.promote(s.good);
@@ -155,7 +145,7 @@ TEST_CASE("promote: a worse candidate and one below --min-accuracy are refused, 
           "unchanged") {
   Setup s;
   s.put_live(1, s.good);
-  const auto before = tree(s.repo);
+  const auto before = simdnn::test::directory_snapshot(s.repo);
 
   const auto worse = s.promote(s.bad);
   CHECK(worse.exit_code == 2);
@@ -165,14 +155,14 @@ TEST_CASE("promote: a worse candidate and one below --min-accuracy are refused, 
   CHECK(report.at("b").get<int>() > report.at("c").get<int>());
   CHECK(report.at("p_value").get<double>() < 0.05);
   CHECK(report.at("version").is_null());
-  CHECK(tree(s.repo) == before);
+  CHECK(simdnn::test::directory_snapshot(s.repo) == before);
 
   // Both rules refuse it here; --min-accuracy is checked first and named.
   const auto floor = s.promote(s.bad, {"--alpha", "1e-12", "--min-accuracy", "0.9"});
   CHECK(floor.exit_code == 2);
   CHECK(json::parse(floor.out).at("reason").get<std::string>().find("--min-accuracy") !=
         std::string::npos);
-  CHECK(tree(s.repo) == before);
+  CHECK(simdnn::test::directory_snapshot(s.repo) == before);
 
   // Text output names the decision too.
   const auto text = simdnn::test::run_tool(
@@ -183,7 +173,7 @@ TEST_CASE("promote: a worse candidate and one below --min-accuracy are refused, 
   CHECK(text.exit_code == 2);
   CHECK(text.out.find("refused: ") != std::string::npos);
   CHECK(text.out.find("b=") != std::string::npos);
-  CHECK(tree(s.repo) == before);
+  CHECK(simdnn::test::directory_snapshot(s.repo) == before);
 }
 
 TEST_CASE("promote: with no live version the candidate becomes version 1 if it meets "
@@ -202,7 +192,7 @@ TEST_CASE("promote: with no live version the candidate becomes version 1 if it m
 TEST_CASE("promote: mismatched class names, a corrupt candidate and bad flags change nothing") {
   Setup s;
   s.put_live(1, s.good);
-  const auto before = tree(s.repo);
+  const auto before = simdnn::test::directory_snapshot(s.repo);
 
   simdnn::Model fashion = simdnn::test::make_test_model(7);
   fashion.info().class_names = simdnn::fashion_mnist_class_names();
@@ -234,5 +224,5 @@ TEST_CASE("promote: mismatched class names, a corrupt candidate and bad flags ch
                                 "--name", ".hidden", "--data", s.data.string()},
                                s.dir.path())
             .exit_code == 1);
-  CHECK(tree(s.repo) == before);
+  CHECK(simdnn::test::directory_snapshot(s.repo) == before);
 }

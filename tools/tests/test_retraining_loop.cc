@@ -92,16 +92,6 @@ simdnn::test::CommandResult train(const fs::path& scratch, const std::string& na
   return simdnn::test::run_tool(SIMDNN_TRAIN_BIN, args, scratch);
 }
 
-// Every file under `root` (relative path -> contents), and every directory (-> "<dir>").
-std::map<std::string, std::string> tree(const fs::path& root) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(root)) {
-    const std::string rel = fs::relative(e.path(), root).string();
-    out[rel] = e.is_directory() ? "<dir>" : simdnn::test::read_text(e.path());
-  }
-  return out;
-}
-
 // A Prometheus sample's value, or nullopt when the series is absent.
 std::optional<double> metric(const std::string& text, const std::string& series) {
   std::istringstream in(text);
@@ -448,7 +438,7 @@ TEST_CASE("retraining loop: a candidate trained on shuffled labels is refused by
                                                     "--seed", "1", "--out", bad.string()});
   REQUIRE_MESSAGE(worse.exit_code == 0, worse.err);
 
-  const auto before = tree(repo);
+  const auto before = simdnn::test::directory_snapshot(repo);
   const auto r = simdnn::test::run_tool(
       SIMDNN_PROMOTE_BIN,
       {"--candidate", bad.string(), "--repository", repo.string(), "--name", "fashion", "--data",
@@ -469,6 +459,6 @@ TEST_CASE("retraining loop: a candidate trained on shuffled labels is refused by
   MESSAGE("gate: live accuracy " << report.at("live_metrics").at("accuracy").get<double>()
                                  << ", shuffled-label candidate "
                                  << report.at("candidate_metrics").at("accuracy").get<double>());
-  CHECK(tree(repo) == before);
-  CHECK(tree(repo).size() == 3);  // fashion/, fashion/1/, fashion/1/model.safetensors
+  CHECK(simdnn::test::directory_snapshot(repo) == before);
+  CHECK(simdnn::test::directory_snapshot(repo).size() == 3);  // fashion/, fashion/1/, fashion/1/model.safetensors
 }

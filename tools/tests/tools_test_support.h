@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,17 @@ struct CommandResult {
 inline std::string read_text(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Every file under `root` (relative path -> contents), and every directory (-> "<dir>"): compare
+// two snapshots to show that a refused operation changed nothing.
+inline std::map<std::string, std::string> directory_snapshot(const std::filesystem::path& root) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    const std::string rel = std::filesystem::relative(e.path(), root).string();
+    out[rel] = e.is_directory() ? "<dir>" : read_text(e.path());
+  }
+  return out;
 }
 
 // Runs `program args...` (no shell), stdout and stderr captured through files in `scratch`.
