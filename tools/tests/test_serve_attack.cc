@@ -38,9 +38,11 @@ using namespace std::chrono_literals;
 
 
 // A liveness bound, not a speed test: a fresh request must not wait for the attack to end (the
-// thread-per-connection server made it wait 5 s and more). Sanitized builds on a busy 2-core CI
-// machine get slack.
-constexpr double kAnswerSeconds = kSanitized ? 5.0 : 1.0;
+// thread-per-connection server made it wait 5 s and more). Slack for a busy 2-core CI machine
+// (the suite runs two tests at once), more under sanitizers; an answer takes ~1 ms when quiet.
+constexpr double kAnswerSeconds = kSanitized ? 5.0 : 3.0;
+const auto kClientTimeout =
+    std::chrono::milliseconds(static_cast<int>(kAnswerSeconds * 1000) + 1000);
 
 constexpr size_t kMaxBodyBytes = 65536;
 // Resident memory a test may add on top of the idle server (KiB), and the absolute ceiling.
@@ -76,9 +78,9 @@ struct AttackServer {
     idle_rss_kb = simdnn::test::rss_kb(proc.pid);
   }
 
-  // A fresh connection's POST /predict: 200 within 1 s.
+  // A fresh connection's POST /predict: 200 within kAnswerSeconds.
   void probe() {
-    HttpClient client("127.0.0.1", proc.port, 1500ms);
+    HttpClient client("127.0.0.1", proc.port, kClientTimeout);
     const auto start = Clock::now();
     const auto res = client.post("/predict", valid_body(), "application/json");
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -193,12 +195,13 @@ TEST_CASE("serve attack: SIGTERM with 16 slowloris connections open exits within
   server.probe();
   const auto start = Clock::now();
   REQUIRE(::kill(server.proc.pid, SIGTERM) == 0);
-  const int code = server.proc.wait_exit(8.0);
+  const int code = server.proc.wait_exit(15.0);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   INFO("stderr: " << server.stderr_text());
   CHECK(code == 0);
-  // The deadline plus slack for scheduling (and, sanitized, LeakSanitizer's exit scan).
-  CHECK(seconds < 2.0 + (kSanitized ? 3.0 : 1.0));
+  // Without the deadline the slowloris clients would hold it forever. The slack (scheduling on
+  // a busy machine, LeakSanitizer's exit scan) is wide so that only a missed deadline fails.
+  CHECK(seconds < 2.0 + 6.0);
 }
 
 TEST_CASE("serve attack: a second SIGTERM cuts a long drain at once") {
@@ -211,11 +214,11 @@ TEST_CASE("serve attack: a second SIGTERM cuts a long drain at once") {
   CHECK(server.proc.wait_exit(1.0) == -1);  // -1: still running
   const auto start = Clock::now();
   REQUIRE(::kill(server.proc.pid, SIGTERM) == 0);
-  const int code = server.proc.wait_exit(8.0);
+  const int code = server.proc.wait_exit(15.0);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   INFO("stderr: " << server.stderr_text());
   CHECK(code == 0);
-  CHECK(seconds < (kSanitized ? 4.0 : 2.0));
+  CHECK(seconds < 10.0);  // cut, not the 60 s deadline (wide slack for a busy machine)
   CHECK(server.stderr_text().find("second SIGTERM") != std::string::npos);
 }
 
@@ -359,7 +362,7 @@ TEST_CASE("serve attack: a PNG declaring 1 x 16,777,216 pixels is refused fast, 
   AttackServer server;
   const size_t peak_before = peak_rss_kb(server.proc.pid);
   const std::string png = tall_png(1, 16777216);
-  HttpClient client("127.0.0.1", server.proc.port, 2s);
+  HttpClient client("127.0.0.1", server.proc.port, kClientTimeout);
   const auto start = Clock::now();
   const auto res = client.post("/predict", png, "image/png");
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
