@@ -36,6 +36,7 @@ struct OutputLayerArgs {
   float* dh;  // may be null
   size_t lddh;
   float* probs;  // may be null
+  const float* class_weights;  // may be null: all 1
   // Scratch, each at least classes * in (wt, dwt) or classes * kMaxLanes (lt, dbv) floats.
   float* wt;
   float* dwt;
@@ -216,6 +217,7 @@ double OutputLayerTrain(const detail::OutputLayerArgs& a) {
   HWY_ALIGN float lab_logit[detail::kOutputLayerMaxLanes];
   HWY_ALIGN float lab_f[detail::kOutputLayerMaxLanes];
   HWY_ALIGN float row_scale[detail::kOutputLayerMaxLanes];
+  HWY_ALIGN float row_weight[detail::kOutputLayerMaxLanes];
   HWY_ALIGN float loss_lanes[detail::kOutputLayerMaxLanes];
   double loss = 0.0;
   bool nonfinite = false;
@@ -246,7 +248,8 @@ double OutputLayerTrain(const detail::OutputLayerArgs& a) {
       const int32_t label = ok ? a.labels[r0 + i] : 0;
       lab_f[i] = static_cast<float>(label);
       lab_logit[i] = lt[static_cast<size_t>(label) * N + i];
-      row_scale[i] = ok ? a.scale : 0.0f;
+      row_weight[i] = a.class_weights != nullptr ? a.class_weights[label] : 1.0f;
+      row_scale[i] = ok ? a.scale * row_weight[i] : 0.0f;
     }
     // A NaN or infinite logit makes the loss NaN (as softmax_cross_entropy_forward does): the
     // SIMD max and exp would otherwise drop it. Lanes past the batch repeat a valid row.
@@ -267,7 +270,13 @@ double OutputLayerTrain(const detail::OutputLayerArgs& a) {
     const VF inv = hn::Div(hn::Set(d, 1.0f), sum);
     // -log p[label] = log(sum) + max - logit[label]
     hn::Store(hn::Sub(hn::Add(hn::Log(d, sum), m), hn::Load(d, lab_logit)), d, loss_lanes);
-    for (size_t i = 0; i < valid; ++i) loss += static_cast<double>(loss_lanes[i]);
+    if (a.class_weights != nullptr) {
+      for (size_t i = 0; i < valid; ++i) {
+        loss += static_cast<double>(row_weight[i]) * static_cast<double>(loss_lanes[i]);
+      }
+    } else {
+      for (size_t i = 0; i < valid; ++i) loss += static_cast<double>(loss_lanes[i]);
+    }
     const VF labv = hn::Load(d, lab_f);
     const VF sv = hn::Load(d, row_scale);
     for (size_t c = 0; c < classes; ++c) {
@@ -367,22 +376,25 @@ T* scratch(hwy::AlignedFreeUniquePtr<T[]>& buf, size_t& cap, size_t count) {
 
 double output_layer_train(size_t rows, size_t in, size_t classes, const float* h, size_t ldh,
                           const float* w, const float* b, const int32_t* labels, float scale,
-                          float* dw, float* db, float* dh, size_t lddh, float* probs) {
+                          float* dw, float* db, float* dh, size_t lddh, float* probs,
+                          const float* class_weights) {
   check("output_layer_train", rows, in, classes, h, ldh, w, b, labels, dw, db, dh, lddh);
   thread_local hwy::AlignedFreeUniquePtr<float[]> buf;
   thread_local size_t cap = 0;
   const size_t mat = (classes * in + 63) / 64 * 64;
   const size_t vec = classes * detail::kOutputLayerMaxLanes;
   float* s = scratch(buf, cap, 2 * mat + 2 * vec);
-  detail::OutputLayerArgs a{rows, in,    classes, h,     ldh, w,       b,           labels,
-                            scale, dw,   db,      dh,    lddh, probs, s, s + mat,
-                            s + 2 * mat, s + 2 * mat + vec};
+  detail::OutputLayerArgs a{rows,  in,   classes, h,    ldh,   w,
+                            b,     labels, scale, dw,   db,    dh,
+                            lddh,  probs, class_weights, s, s + mat, s + 2 * mat,
+                            s + 2 * mat + vec};
   return HWY_DYNAMIC_DISPATCH(OutputLayerTrain)(a);
 }
 
 double output_layer_train_ref(size_t rows, size_t in, size_t classes, const float* h, size_t ldh,
                               const float* w, const float* b, const int32_t* labels, float scale,
-                              float* dw, float* db, float* dh, size_t lddh, float* probs) {
+                              float* dw, float* db, float* dh, size_t lddh, float* probs,
+                              const float* class_weights) {
   check("output_layer_train_ref", rows, in, classes, h, ldh, w, b, labels, dw, db, dh, lddh);
   std::vector<double> gw(in * classes, 0.0), gb(classes, 0.0), logit(classes), dl(classes);
   double loss = 0.0;
@@ -397,11 +409,12 @@ double output_layer_train_ref(size_t rows, size_t in, size_t classes, const floa
     double sum = 0.0;
     for (size_t c = 0; c < classes; ++c) sum += std::exp(logit[c] - m);
     const size_t label = static_cast<size_t>(labels[r]);
-    loss += std::log(sum) + m - logit[label];
+    const double cw = class_weights != nullptr ? class_weights[label] : 1.0;
+    loss += cw * (std::log(sum) + m - logit[label]);
     for (size_t c = 0; c < classes; ++c) {
       const double p = std::exp(logit[c] - m) / sum;
       if (probs != nullptr) probs[r * classes + c] = static_cast<float>(p);
-      dl[c] = static_cast<double>(scale) * (p - (c == label ? 1.0 : 0.0));
+      dl[c] = static_cast<double>(scale) * cw * (p - (c == label ? 1.0 : 0.0));
       gb[c] += dl[c];
     }
     for (size_t p = 0; p < in; ++p) {

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
+#include "simdnn/output_layer.h"
 #include "simdnn/regularization.h"
 #include "simdnn/softmax_kernels.h"
 #include "simdnn/vector_kernels.h"
@@ -185,6 +187,58 @@ Var Tape::softmax_cross_entropy(Var logits, std::span<const int32_t> labels,
   return v;
 }
 
+// x [B, in], w [in, classes], b [classes] -> the mean (weighted) loss, with d/dx, d/dw, d/db.
+Var Tape::dense_softmax_cross_entropy(Var x, Var w, Var b, std::span<const int32_t> labels,
+                                      std::span<const float> class_weights) {
+  const char* op = "dense_softmax_cross_entropy";
+  const Tensor& xv = value(x);  // gathered rows: their floats
+  const Tensor& wv = value(w);
+  const Tensor& bv = value(b);
+  require_matrix(xv, op, "x");
+  require_matrix(wv, op, "w");
+  if (xv.cols() != wv.rows()) {
+    throw std::invalid_argument(std::string(op) + ": input " + xv.shape().to_string() +
+                                " does not fit weight " + wv.shape().to_string());
+  }
+  if (bv.size() != wv.cols()) {
+    throw std::invalid_argument(std::string(op) + ": bias " + bv.shape().to_string() +
+                                " does not fit weight " + wv.shape().to_string());
+  }
+  if (labels.size() != xv.rows()) {
+    throw std::invalid_argument(std::string(op) + ": " + std::to_string(labels.size()) +
+                                " labels for input " + xv.shape().to_string());
+  }
+  if (!class_weights.empty() && class_weights.size() != wv.cols()) {
+    throw std::invalid_argument(std::string(op) + ": " + std::to_string(class_weights.size()) +
+                                " class weights for " + std::to_string(wv.cols()) + " classes");
+  }
+  const bool want_dx = nodes_[x.index].requires_grad;
+  Node& n = push(Op::kDenseSoftmaxCrossEntropy, {x, w, b});
+  n.labels = labels;
+  n.class_weights = class_weights;
+  const size_t rows = xv.rows(), in = wv.rows(), classes = wv.cols();
+  n.aux.resize(Shape{rows, classes});
+  n.dw.resize(wv.shape());
+  n.db.resize(bv.shape());
+  if (want_dx) n.dx.resize(xv.shape());
+  const float scale = rows ? 1.0f / static_cast<float>(rows) : 0.0f;
+  const double loss = output_layer_train(
+      rows, in, classes, xv.data(), in, wv.data(), bv.data(), labels.data(), scale, n.dw.data(),
+      n.db.data(), want_dx ? n.dx.data() : nullptr, in, n.aux.data(),
+      class_weights.empty() ? nullptr : class_weights.data());
+  n.value.resize(Shape{1});
+  n.value[0] = static_cast<float>(rows ? loss / static_cast<double>(rows) : 0.0);
+  return Var{static_cast<int32_t>(count_ - 1)};
+}
+
+const Tensor& Tape::probabilities(Var loss) const {
+  const Node& n = node(loss);
+  if (n.op != Op::kSoftmaxCrossEntropy && n.op != Op::kDenseSoftmaxCrossEntropy) {
+    throw std::invalid_argument("Tape::probabilities: not a softmax cross-entropy op");
+  }
+  return n.aux;
+}
+
 Var Tape::dropout(Var x, float rate, Rng& rng) {
   const Tensor& xv = value(x);
   Node& n = push(Op::kDropout, {x});
@@ -328,6 +382,31 @@ void Tape::backward_node(Node& n) {
         }
       }
       if (t.beta != 0.0f) axpy(n.aux.size(), 1.0f, scratch_.data(), t.grad->data());
+      return;
+    }
+    case Op::kDenseSoftmaxCrossEntropy: {
+      // The gradients were computed with the forward pass for an incoming gradient of 1.
+      const float g = dy[0];
+      const auto hand_on = [&](int32_t index, Tensor& computed) {
+        if (!nodes_[index].requires_grad) return;
+        const bool parameter = nodes_[index].op == Op::kParam;
+        const GradTarget t = grad_target(index);
+        float* dst = t.grad->data();
+        if (t.beta != 0.0f) {
+          axpy(computed.size(), g, computed.data(), dst);
+        } else if (g != 1.0f) {
+          for (size_t i = 0; i < computed.size(); ++i) dst[i] = g * computed[i];
+        } else if (!parameter) {
+          // Both are the tape's buffers of the same shape: hand dx over instead of copying
+          // it (B x in floats per step); the next forward pass writes into the other one.
+          std::swap(*t.grad, computed);
+        } else {
+          std::copy_n(computed.data(), computed.size(), dst);
+        }
+      };
+      hand_on(n.in[0], n.dx);
+      hand_on(n.in[1], n.dw);
+      hand_on(n.in[2], n.db);
       return;
     }
     case Op::kDropout: {

@@ -88,11 +88,13 @@ TEST_CASE("fit: the model file of a short run is pinned on the SSE4 and SCALAR t
   // wrote before (the kernels, the loop, the optimizer or the file format changed). SSE4 and
   // SCALAR (Highway's portable fallback, compiled in by HWY_COMPILE_ALL_ATTAINABLE) run on every
   // x86-64 machine CI may get, and neither uses FMA, so their rounding does not depend on the
-  // CPU. Same bits for 1 and 2 threads.
+  // CPU. Same bits for 1 and 2 threads. The two pins differ since training
+  // runs the output layer fused (output_layer_train): its sums over the hidden units go in
+  // vector-length partial sums, 4 lanes on SSE4, so SSE4's rounding left SCALAR's there.
   simdnn::test::TempDir dir("fit-pin");
   const std::vector<std::string> targets = simdnn::available_simd_targets();
   const std::vector<std::pair<std::string, std::string>> pins = {
-      {"SSE4", "fb6d8a0d4126b0c6"}, {"SCALAR", "fb6d8a0d4126b0c6"}};
+      {"SSE4", "dff2e0553d50b73f"}, {"SCALAR", "fb6d8a0d4126b0c6"}};
   for (const auto& target_pin : pins) {
     // Named copies, not a structured binding: clang 14 (the sanitizer build) cannot capture a
     // binding in CAPTURE's lambda.

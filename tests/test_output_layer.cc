@@ -35,7 +35,7 @@ struct Out {
 };
 
 template <class Fn>
-Out run(const Case& k, float scale, Fn fn) {
+Out run(const Case& k, float scale, Fn fn, const float* class_weights = nullptr) {
   Out o;
   o.dw.assign(k.in * k.classes, -7.0f);
   o.db.assign(k.classes, -7.0f);
@@ -43,7 +43,7 @@ Out run(const Case& k, float scale, Fn fn) {
   o.probs.assign(std::max<size_t>(1, k.rows * k.classes), -7.0f);
   o.loss = fn(k.rows, k.in, k.classes, k.h.data(), k.ldh, k.w.data(), k.b.data(),
               k.labels.data(), scale, o.dw.data(), o.db.data(), o.dh.data(), k.lddh,
-              o.probs.data());
+              o.probs.data(), class_weights);
   return o;
 }
 
@@ -139,6 +139,42 @@ TEST_CASE("output_layer_train: gradients match central differences of the loss")
         CAPTURE(p);
         CHECK(g.dh[r * k.lddh + p] ==
               doctest::Approx(central(k.h[r * k.ldh + p])).epsilon(2e-3).scale(1e-3));
+      }
+    }
+  });
+}
+
+TEST_CASE("output_layer_train: class weights scale each row's loss and gradients as the reference") {
+  simdnn::test::for_each_simd_target([](const std::string&) {
+    uint64_t seed = 500;
+    for (size_t rows : {1, 7, 9, 32, 33}) {
+      for (size_t classes : {3, 10}) {
+        CAPTURE(rows);
+        CAPTURE(classes);
+        const Case k(rows, 37, classes, 1, 2, seed++);
+        const std::vector<float> weights =
+            simdnn::test::random_floats(classes, seed++, 0.1f, 3.0f);
+        const float scale = 1.0f / static_cast<float>(rows);
+        const Out fast = run(k, scale, simdnn::output_layer_train, weights.data());
+        const Out ref = run(k, scale, simdnn::output_layer_train_ref, weights.data());
+        const Out plain = run(k, scale, simdnn::output_layer_train_ref);
+        CHECK(fast.loss == doctest::Approx(ref.loss).epsilon(1e-5));
+        check_close(fast.dw, ref.dw, 1e-4);
+        check_close(fast.db, ref.db, 1e-4);
+        check_close(fast.dh, ref.dh, 1e-4);
+        check_close(fast.probs, ref.probs, 1e-5);  // probabilities are not weighted
+        // The reference itself: the sum over rows of the row's unweighted loss (the reference
+        // on that row alone) times its class's weight.
+        double want = 0;
+        std::vector<float> dw1(k.in * classes), db1(classes);
+        for (size_t r = 0; r < rows; ++r) {
+          want += weights[k.labels[r]] *
+                  simdnn::output_layer_train_ref(1, k.in, classes, k.h.data() + r * k.ldh, k.ldh,
+                                                 k.w.data(), k.b.data(), &k.labels[r], scale,
+                                                 dw1.data(), db1.data(), nullptr, 0);
+        }
+        CHECK(ref.loss == doctest::Approx(want).epsilon(1e-12));
+        CHECK(ref.loss != doctest::Approx(plain.loss).epsilon(1e-3));
       }
     }
   });

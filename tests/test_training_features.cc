@@ -8,10 +8,16 @@
 #include <filesystem>
 #include <functional>
 #include <numbers>
+#include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "io_test_support.h"
 #include "simdnn/autograd.h"
+#include "simdnn/batches.h"
+#include "simdnn/evaluation.h"
+#include "simdnn/training.h"
 #include "simdnn/fit.h"
 #include "simdnn/io_error.h"
 #include "simdnn/lr_schedule.h"
@@ -206,6 +212,102 @@ TEST_CASE("fit: frozen parameters stay bit-identical while the rest trains") {
     CHECK(values(*params[0]) == w0);
     CHECK(values(*params[1]) == b0);
     CHECK(values(*params[2]) != w1);
+  }
+}
+
+namespace {
+
+// Keeps a copy of every gradient it is given and leaves the parameters alone.
+class RecordingOptimizer : public simdnn::Optimizer {
+ public:
+  void step(std::span<Parameter* const> params) override {
+    grads.clear();
+    for (Parameter* p : params) {
+      grads.push_back(p->trainable ? p->gradient().clone() : Tensor(Shape{0}));
+    }
+    ++steps_;
+  }
+  std::string name() const override { return "recording"; }
+  float learning_rate() const override { return 0.0f; }
+  void set_learning_rate(float) override {}
+  std::vector<std::pair<std::string, Tensor*>> state(std::span<Parameter* const>) override {
+    return {};
+  }
+  std::vector<Tensor> grads;
+};
+
+}  // namespace
+
+TEST_CASE("train_step: the fused output layer gives the separate ops' loss and gradients, "
+          "with dropout, class weights, L2 and frozen layers") {
+  const Data d = make_data();
+  std::vector<uint32_t> idx(20);
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<uint32_t>(7 * i % Data::kCount);
+  std::vector<int32_t> labels;
+  simdnn::gather_labels(d.labels, idx, labels);
+  Tensor x;
+  simdnn::gather_batch(d.pixels, Data::kFeatures, idx, 1.0f / 255, x);
+  for (int variant = 0; variant < 4; ++variant) {
+    CAPTURE(variant);
+    simdnn::Rng init(12);
+    simdnn::Model model = make_model(init, {10, 8});  // dense, relu, dense, relu, dense, softmax
+    const auto& params = model.parameters();
+    simdnn::Regularization reg;
+    if (variant >= 1) reg.dropout = 0.25f;
+    if (variant >= 2) {
+      reg.class_weights = {1.0f, 2.5f, 0.5f};
+      reg.l2 = 1e-3f;
+    }
+    if (variant == 3) params[0]->trainable = params[1]->trainable = false;
+    const simdnn::Rng seeded(40);
+
+    // train_step: Dense(8 -> 3) + softmax cross-entropy run fused.
+    RecordingOptimizer fused;
+    Tape tape(1);
+    simdnn::Rng rng = seeded;
+    const simdnn::StepResult r = simdnn::train_step(model.network(), tape, fused, x, labels, reg, rng);
+    REQUIRE(fused.grads.size() == params.size());
+
+    // The same step from the separate ops: logits, the loss, backward, the L2 gradient.
+    for (Parameter* p : params) p->zero_grad();
+    simdnn::Rng rng2 = seeded;
+    Tape t(1);
+    const auto& layers = model.network().layers();
+    Var h = t.input(x);
+    for (size_t i = 0; i + 1 < layers.size(); ++i) {
+      h = layers[i]->forward(t, h);
+      const bool dense_next = dynamic_cast<const simdnn::Dense*>(layers[i + 1].get()) != nullptr;
+      if (reg.dropout > 0 && dense_next) h = t.dropout(h, reg.dropout, rng2);
+    }
+    const Var loss = t.softmax_cross_entropy(h, labels, reg.class_weights);
+    t.backward(loss);
+    double want_loss = t.value(loss)[0];
+    for (const auto& layer : layers) {
+      if (auto* dense = dynamic_cast<simdnn::Dense*>(layer.get())) {
+        Parameter* kernel = &dense->weight;
+        want_loss += simdnn::l2_penalty({&kernel, 1}, reg.l2, true);
+      }
+    }
+    size_t want_correct = 0;
+    const Tensor& z = t.value(h);
+    for (size_t row = 0; row < z.rows(); ++row) {
+      want_correct += static_cast<int32_t>(simdnn::argmax(z.row(row))) == labels[row];
+    }
+    CHECK(r.loss == doctest::Approx(want_loss).epsilon(1e-6));
+    CHECK(r.correct == want_correct);
+    for (size_t k = 0; k < params.size(); ++k) {
+      CAPTURE(params[k]->name);
+      if (!params[k]->trainable) {
+        CHECK(fused.grads[k].size() == 0);
+        CHECK_FALSE(params[k]->has_grad);
+        continue;
+      }
+      const Tensor& want = params[k]->gradient();
+      REQUIRE(fused.grads[k].size() == want.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        CHECK(fused.grads[k][i] == doctest::Approx(want[i]).epsilon(1e-4).scale(1e-6));
+      }
+    }
   }
 }
 

@@ -19,22 +19,26 @@ namespace simdnn {
 
 // For rows r < rows, classes c < classes, p < in:
 //   logits[r][c] = b[c] + sum_p h[r*ldh + p] * w[p*classes + c]     (w is in x classes)
-//   loss         = sum_r -log softmax(logits[r])[labels[r]]          (returned, not scaled)
-//   dl[r][c]     = scale * (softmax(logits[r])[c] - (c == labels[r]))
+//   loss         = sum_r cw[labels[r]] * -log softmax(logits[r])[labels[r]]   (returned, not
+//                  scaled)
+//   dl[r][c]     = scale * cw[labels[r]] * (softmax(logits[r])[c] - (c == labels[r]))
 //   dw[p*classes + c] = sum_r h[r][p] * dl[r][c]     (overwritten)
 //   db[c]             = sum_r dl[r][c]               (overwritten)
 //   dh[r*lddh + p]    = sum_c dl[r][c] * w[p][c]     (overwritten; may be null to skip)
 //   probs[r*classes + c] = softmax(logits[r])[c]     (when probs is not null)
-// With scale = 1 / rows, dw, db and dh are the gradients of the mean loss. Labels must lie in
-// [0, classes); ldh, lddh >= in. Throws std::invalid_argument naming the argument otherwise.
+// where cw = class_weights (one per class, Keras' class_weight), or 1 for every class when it is
+// null. With scale = 1 / rows, dw, db and dh are the gradients of the mean loss. Labels must
+// lie in [0, classes); ldh, lddh >= in. Throws std::invalid_argument naming the argument
+// otherwise. A NaN or infinite logit makes the returned loss NaN.
 double output_layer_train(size_t rows, size_t in, size_t classes, const float* h, size_t ldh,
                           const float* w, const float* b, const int32_t* labels, float scale,
-                          float* dw, float* db, float* dh, size_t lddh, float* probs = nullptr);
+                          float* dw, float* db, float* dh, size_t lddh, float* probs = nullptr,
+                          const float* class_weights = nullptr);
 
 // Scalar reference (double accumulation), same contract.
 double output_layer_train_ref(size_t rows, size_t in, size_t classes, const float* h, size_t ldh,
                               const float* w, const float* b, const int32_t* labels, float scale,
                               float* dw, float* db, float* dh, size_t lddh,
-                              float* probs = nullptr);
+                              float* probs = nullptr, const float* class_weights = nullptr);
 
 }  // namespace simdnn

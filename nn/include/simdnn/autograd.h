@@ -61,6 +61,18 @@ class Tape {
   // backward(); empty means every weight 1 (the unweighted op above, same bits).
   Var softmax_cross_entropy(Var logits, std::span<const int32_t> labels,
                             std::span<const float> class_weights);
+  // A classifier's output layer fused with its loss: the same value as
+  // softmax_cross_entropy(dense(x, w, b), labels, class_weights), in one op
+  // (output_layer_train, <simdnn/output_layer.h>). With few classes the separate dense and
+  // loss ops are narrow GEMMs that fill neither a register tile nor a vector; this reads each
+  // block of x once for the logits, the loss and all three gradients. For training: the
+  // gradients of x, w and b are computed here, eagerly (those that require one), and
+  // backward() only hands them on, scaled by the loss's incoming gradient. So the parameters
+  // are untouched until backward(), and a non-finite loss can be refused first. The logits
+  // are not kept; probabilities(v) gives softmax(logits). x may be a gathered data leaf
+  // (converted to floats first). Shapes as dense() and softmax_cross_entropy() require.
+  Var dense_softmax_cross_entropy(Var x, Var w, Var b, std::span<const int32_t> labels,
+                                  std::span<const float> class_weights = {});
   // Inverted dropout (<simdnn/regularization.h>): x * mask, the mask drawn from rng with
   // dropout_mask(rate). For training only; inference skips it.
   Var dropout(Var x, float rate, Rng& rng);
@@ -75,6 +87,9 @@ class Tape {
   Var sum_column(Var x, size_t column);
 
   const Tensor& value(Var v) const;
+  // softmax(logits) [rows, classes] of a softmax_cross_entropy() or
+  // dense_softmax_cross_entropy() op. Throws std::invalid_argument for any other op.
+  const Tensor& probabilities(Var loss) const;
   // Gradient of the last backward() with respect to an op's value or a differentiable_input()
   // (not for other leaves; for parameters read Parameter::grad). Throws when nothing flowed
   // into it.
@@ -91,7 +106,7 @@ class Tape {
  private:
   enum class Op : uint8_t {
     kInput, kParam, kDense, kActivation, kSoftmaxCrossEntropy, kMse, kMean, kSumColumn,
-    kDropout
+    kDropout, kDenseSoftmaxCrossEntropy
   };
   struct Node {
     Op op = Op::kInput;
@@ -104,11 +119,15 @@ class Tape {
     Parameter* parameter = nullptr;   // kParam
     const Tensor* target = nullptr;   // kMse
     size_t column = 0;                // kSumColumn
-    std::span<const int32_t> labels;  // kSoftmaxCrossEntropy
-    std::span<const float> class_weights;  // kSoftmaxCrossEntropy: empty = unweighted
+    std::span<const int32_t> labels;  // kSoftmaxCrossEntropy, kDenseSoftmaxCrossEntropy
+    std::span<const float> class_weights;  // the same two: empty = unweighted
     Tensor value;                     // op output
     Tensor grad;                      // d(loss)/d(value)
-    Tensor aux;                       // kSoftmaxCrossEntropy: probabilities; kDropout: mask
+    Tensor aux;                       // kSoftmaxCrossEntropy, kDenseSoftmaxCrossEntropy:
+                                      // probabilities; kDropout: mask
+    // kDenseSoftmaxCrossEntropy: d(value)/d(x, w, b), computed with the forward pass (dx only
+    // when x requires a gradient).
+    Tensor dx, dw, db;
   };
 
   Node& push(Op op, std::initializer_list<Var> inputs);
