@@ -3,12 +3,19 @@
 //   Epoch/...       the whole training step loop over 60,000 samples (training only, no eval),
 //                   as tools/train runs it (gathered:1: the uint8 batch is converted inside the
 //                   first layer's GEMMs) and with the batch first converted to floats
-//                   (gathered:0, gather_batch + train_step on the tensor)
+//                   (gathered:0, gather_batch + train_step on the tensor); fused:1 is
+//                   train_step's fused output layer (Dense(10) + softmax cross-entropy in one
+//                   op, Tape::dense_softmax_cross_entropy), fused:0 the same model with a
+//                   linear (no-op) layer before the softmax, which makes train_step run the
+//                   separate GEMM / bias / loss / dW / db / dH calls: same weights, same work
 //   GemmOnly/...    just the GEMMs of those steps (forward X·W1, H·W2; backward dW1, dW2, dH),
 //                   the first layer's on the shuffled uint8 rows as in training (gemm_gathered)
 //   AdamOnly/...    just the optimizer updates (one per step over 101,770 parameters)
 //   GatherOnly/...  just gather_batch: shuffled uint8 rows to floats (what gathered:1 avoids)
 //   FirstLayer/...  the first layer's two big GEMMs for one batch, from floats or uint8 rows
+//   OutputStep/...  one step's output layer on the tape, forward and backward (loss, dH, dW2,
+//                   db2): Tape::dense_softmax_cross_entropy (fused:1) against dense +
+//                   softmax_cross_entropy (fused:0), as train_step runs them
 // "other" (bias, ReLU, softmax/CE, batching) is Epoch - GemmOnly - AdamOnly.
 // Uses Fashion-MNIST from /usr/share/datasets/fashion-mnist when present (SIMDNN_DATA to
 // override), random pixels otherwise: the timing does not depend on the pixel values.
@@ -16,12 +23,14 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 #include <vector>
 
 #include "simdnn/batches.h"
 #include "simdnn/gemm.h"
 #include "simdnn/idx.h"
+#include "simdnn/layers.h"
 #include "simdnn/model.h"
 #include "simdnn/optimizer.h"
 #include "simdnn/threading.h"
@@ -78,6 +87,16 @@ void Epoch(benchmark::State& state) {
       simdnn::Model::mlp({}, {kHidden}, simdnn::Activation::kRelu, kClasses, rng);
   simdnn::Adam adam;
   adam.set_threads(threads);
+  // fused:0: a linear layer (records nothing) between the output Dense and the softmax.
+  simdnn::Sequential separate;
+  const auto& layers = model.network().layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (i + 1 == layers.size()) {
+      separate.add(std::make_unique<simdnn::ActivationLayer>(simdnn::Activation::kLinear));
+    }
+    separate.add(layers[i]->clone());
+  }
+  simdnn::Sequential& net = state.range(3) != 0 ? model.network() : separate;
   simdnn::Tape tape(threads);
   std::vector<uint32_t> order(d.count);
   simdnn::Tensor x;
@@ -92,10 +111,10 @@ void Epoch(benchmark::State& state) {
       simdnn::gather_labels(d.labels, idx, labels);
       if (gathered) {  // as tools/train does: pixels converted inside the first layer's GEMMs
         const simdnn::GatheredRows rows{d.pixels, kFeatures, idx, 1.0f / 255.0f};
-        simdnn::train_step(model.network(), tape, adam, rows, labels);
+        simdnn::train_step(net, tape, adam, rows, labels);
       } else {
         simdnn::gather_batch(d.pixels, kFeatures, idx, 1.0f / 255.0f, x, threads);
-        simdnn::train_step(model.network(), tape, adam, x, labels);
+        simdnn::train_step(net, tape, adam, x, labels);
       }
     }
   }
@@ -225,6 +244,33 @@ void FirstLayer(benchmark::State& state) {
                          benchmark::Counter::kIsIterationInvariantRate);
 }
 
+void OutputStep(benchmark::State& state) {
+  const size_t batch = static_cast<size_t>(state.range(0));
+  const bool fused = state.range(1) != 0;
+  simdnn::set_num_threads(1);
+  simdnn::Rng rng(3);
+  simdnn::Tensor h({batch, kHidden});
+  for (size_t i = 0; i < h.size(); ++i) h[i] = rng.uniform(0.0f, 2.0f);
+  simdnn::Dense out(kHidden, kClasses, rng);
+  std::vector<int32_t> labels(batch);
+  for (auto& l : labels) l = static_cast<int32_t>(rng.below(kClasses));
+  simdnn::Tape tape(1);
+  for (auto _ : state) {
+    tape.clear();
+    out.weight.zero_grad();
+    out.bias.zero_grad();
+    const simdnn::Var x = tape.differentiable_input(h);  // so dH is computed, as in training
+    const simdnn::Var loss =
+        fused ? tape.dense_softmax_cross_entropy(x, tape.param(out.weight), tape.param(out.bias),
+                                                 labels)
+              : tape.softmax_cross_entropy(out.forward(tape, x), labels);
+    tape.backward(loss);
+    benchmark::DoNotOptimize(out.weight.grad.data());
+  }
+  state.counters["rows/s"] = benchmark::Counter(static_cast<double>(batch),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void Args(benchmark::internal::Benchmark* b) {
   for (int64_t batch : {32, 256}) {
     for (int64_t threads : {1, 2}) b->Args({batch, threads});
@@ -237,10 +283,12 @@ void Args(benchmark::internal::Benchmark* b) {
 void EpochArgs(benchmark::internal::Benchmark* b) {
   for (int64_t batch : {32, 256}) {
     for (int64_t threads : {1, 2}) {
-      for (int64_t gathered : {1, 0}) b->Args({batch, threads, gathered});
+      b->Args({batch, threads, 1, 1});
+      b->Args({batch, threads, 1, 0});
+      b->Args({batch, threads, 0, 1});
     }
   }
-  b->ArgNames({"batch", "threads", "gathered"})
+  b->ArgNames({"batch", "threads", "gathered", "fused"})
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime()
       ->MinTime(1.0);
@@ -250,6 +298,10 @@ BENCHMARK(Epoch)->Apply(EpochArgs);
 BENCHMARK(GemmOnly)->Apply(Args);
 BENCHMARK(AdamOnly)->Apply(Args);
 BENCHMARK(GatherOnly)->Apply(Args);
+BENCHMARK(OutputStep)
+    ->ArgsProduct({{32, 256}, {1, 0}})
+    ->ArgNames({"batch", "fused"})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(FirstLayer)
     ->ArgsProduct({{32, 256}, {1, 0}})
     ->ArgNames({"batch", "from_floats"})
