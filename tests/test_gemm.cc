@@ -183,6 +183,27 @@ TEST_CASE("gemm: AVX2 mid tile (4x16): m = 4j +- 1 and 32, ragged n, strides, al
   check_all_targets(cases, 2);
 }
 
+TEST_CASE("gemm: transposed A panels near vector, tile and block edges, odd lda") {
+  // Packing op(A) = A^T copies one whole vector per depth on AVX2 where it lies inside the
+  // block's rows (its tail lands in slots written later): m just below, at and above a
+  // vector past each panel start, the last panels of a 240-row block and of a thread's rows.
+  std::vector<GemmCase> cases;
+  uint64_t seed = 7000;
+  const Transpose T = Transpose::kYes;
+  for (Transpose tb : kTrans) {
+    for (int64_t m : {6, 7, 8, 9, 11, 12, 13, 14, 15, 17, 47, 239, 240, 241, 250, 481}) {
+      for (int64_t k : {1, 5, 33}) {
+        for (int64_t pad_a : {0, 3}) {
+          cases.emplace_back(T, tb, m, m % 2 ? 17 : 16, k, m % 3 ? 1.0f : -0.5f,
+                             m % 5 ? 0.0f : 0.7f, pad_a, 1, 2, ++seed);
+        }
+      }
+    }
+  }
+  check_all_targets(cases);
+  check_all_targets(cases, 2);
+}
+
 TEST_CASE("gemm: depth around the kc block (512), strides and alpha/beta") {
   std::vector<GemmCase> cases;
   uint64_t seed = 1000;
