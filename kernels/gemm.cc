@@ -27,6 +27,16 @@ constexpr int64_t kTallCostPercent = 105;
 // per 8 FMAs against 8 per 12, and a third fewer multiply-adds per packed C update.
 constexpr int64_t kMidCostPercent = 105;
 
+// Up to this many tile rows of A, B is read in place (see gemm_rect). AVX-512's 4 was
+// measured with its 16-row tiles (a batch of 64). AVX2's 4-row mid tile makes a batch of 32
+// eight panels; each kc x 16 strip of B (392 x 64 bytes at k = 784) still stays in L1 across
+// them, and packing the 784 x 128 B was 15% of X*W1 at batch 32 (perf, Zen 3).
+#if HWY_TARGET == HWY_AVX2
+constexpr int64_t kDirectBMaxPanels = 8;
+#else
+constexpr int64_t kDirectBMaxPanels = 4;
+#endif
+
 // The tile with the least padded work: rows rounded up to mr times columns rounded up to nr.
 // m <= kSmallMaxM takes an m-row tile (see SmallNV): same kc/mc/nc blocking, hence the same
 // bits.
@@ -34,6 +44,7 @@ void PlanFor(int64_t m, int64_t n, int64_t /*k*/, bool trans_b, detail::GemmPlan
   plan->kc_max = kKC;
   plan->mc_max = kMC;
   plan->nc_max = kNC;
+  plan->direct_b_max_panels = kDirectBMaxPanels;
   if (m <= kSmallMaxM) {
     plan->mr = m;
     // Transposed B is packed anyway: one-vector strips pack ~15% faster than wide ones
@@ -169,8 +180,6 @@ int64_t round_up(int64_t a, int64_t b) { return div_ceil(a, b) * b; }
 constexpr double kMinMacsPerThread = 1 << 20;
 // Rough cost of packing one float, in multiply-adds, for choosing how to split C over threads.
 constexpr int64_t kPackCostInMacs = 16;
-// Up to this many mr-row panels of A, B is read in place rather than packed (see gemm_rect).
-constexpr int64_t kDirectBMaxPanels = 4;
 
 // Grows, never shrinks: one per thread, so the hot path allocates only on first use.
 template <class T>
@@ -232,7 +241,7 @@ void gemm_rect(const detail::GemmKernels& kern, const detail::GemmPlan& plan, co
   // then reads row-major B in place (row p of a strip at + p * ldb) instead of packing it,
   // which at 32 x 128 x 784 cost as much as a third of the multiply-adds. Only a ragged last
   // strip is packed (zero-padded), as reading past column n could leave the array.
-  const bool direct_b = !pr.trans_b && div_ceil(rows, plan.mr) <= kDirectBMaxPanels;
+  const bool direct_b = !pr.trans_b && div_ceil(rows, plan.mr) <= plan.direct_b_max_panels;
 
   for (int64_t jc = j_begin; jc < j_end; jc += nc_step) {
     const int64_t nc = std::min(nc_step, j_end - jc);

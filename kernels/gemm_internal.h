@@ -17,6 +17,9 @@ struct GemmPlan {
   int64_t kc_max = 0;  // depth of a packed block (L1: one kc x nr strip of B stays resident)
   int64_t mc_max = 0;  // rows of a packed A block (L2)
   int64_t nc_max = 0;  // columns of a packed B panel (L3 share)
+  // Up to this many mr-row panels of A, a row-major B (not transposed) is read in place rather
+  // than packed (see gemm_rect in gemm.cc).
+  int64_t direct_b_max_panels = 0;
 };
 
 // Where the kc x n slice of op(B) that a compute call reads lives: strip s (nr columns) starts
