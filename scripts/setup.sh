@@ -47,6 +47,8 @@ if ((with_test)); then
     # scrapes serve with; HAProxy in front of serve replicas and socat for its runtime API (the
     # rolling-update test, deploy/rolling-update.sh). A deployment installs those two itself.
     prometheus haproxy socat
+    # tests/deploy/check_k8s.py parses the Kubernetes manifests.
+    python3-yaml
     # The Debian package tests (ctest -L deb): dpkg-shlibdeps (with file, which CPack uses to
     # find the binaries) computes the package's dependencies, help2man writes the man pages,
     # lintian checks the packages, systemd-analyze verifies the unit, curl talks to the server.
