@@ -110,15 +110,23 @@ up_in_haproxy() {  # health checks pass (DRAIN: up but drained)
 }
 # The replica lists $version among its live versions and none higher: unpinned requests get it.
 serves_version() {
-  curl -fsS --max-time 5 "http://$1/v2/models/$model" 2>/dev/null | python3 -c '
+  local meta
+  meta=$(curl -fsS --max-time 5 "http://$1/v2/models/$model" 2>/dev/null) || return 1
+  python3 -c '
 import json, sys
-versions = [int(v) for v in json.load(sys.stdin)["versions"]]
-sys.exit(0 if versions and max(versions) == int(sys.argv[1]) else 1)' "$version"
+try:
+    versions = [int(v) for v in json.loads(sys.argv[1])["versions"]]
+except (ValueError, KeyError, TypeError):
+    sys.exit(1)
+sys.exit(0 if versions and max(versions) == int(sys.argv[2]) else 1)' "$meta" "$version"
 }
 
 # Copies the version into one repository: REPO/MODEL/.V.tmp-PID, then a rename to REPO/MODEL/V.
+# Sets `installed` to the new folder (empty when it was there already).
+installed=
 install_version() {
   local repo=$1 dest=$1/$model/$version tmp
+  installed=
   if [[ -d $dest ]]; then
     diff -rq "$source" "$dest" >/dev/null ||
       die 4 "$dest exists with other contents; refusing to overwrite a published version"
@@ -129,21 +137,39 @@ install_version() {
   rm -rf "$tmp"
   cp -R "$source" "$tmp" || die 4 "cannot copy $source to $tmp"
   mv -T "$tmp" "$dest" || die 4 "cannot rename $tmp to $dest"
+  installed=$dest
+}
+
+# A replica that failed: take back the version this run installed (the replica still serves its
+# old one, so the repository matches what it serves), leave it drained, and say how to go on.
+fail_replica() {
+  local name=$1
+  shift
+  if [[ -n $installed ]]; then
+    rm -rf "$installed" && log "$name: removed $installed again"
+  fi
+  die 2 "$name: $*; it stays drained (after fixing it: echo 'set server $backend/$name state" \
+    "ready' | socat stdio UNIX-CONNECT:$socket), the other replicas serve"
+}
+
+# Servers of the backend other than $1 that take requests now (UP and not drained).
+others_in_rotation() {
+  haproxy_cmd "show stat" | awk -F, -v be="$backend" -v s="$1" \
+    '$1 == be && $2 != s && $2 != "BACKEND" && $18 ~ /^UP/ { n++ } END { print n + 0 }'
 }
 
 reload_replica() {
   local name=$1 addr=$2
   if [[ -n $restart_command ]]; then
     SIMDNN_REPLICA=$name SIMDNN_REPLICA_ADDR=$addr bash -c "$restart_command" ||
-      die 2 "$name: the restart command failed; it stays drained, the others serve"
+      fail_replica "$name" "the restart command failed"
   else
     local answer
     answer=$(curl -sS --max-time 30 -w '\n%{http_code}' -X POST \
       -H "Authorization: Bearer $(tr -d '[:space:]' <"$token_file")" \
       "http://$addr/v2/repository/models/$model/load" 2>&1) || true
     [[ ${answer##*$'\n'} == 200 ]] ||
-      die 2 "$name: POST /v2/repository/models/$model/load failed: ${answer//$'\n'/ }; it" \
-        "stays drained, the others serve"
+      fail_replica "$name" "POST /v2/repository/models/$model/load failed: ${answer//$'\n'/ }"
   fi
 }
 
@@ -164,18 +190,19 @@ for r in "${replicas[@]}"; do
   name=${r%%=*}
   addr=${addr_of[$name]}
   step_start=$SECONDS
+  (($(others_in_rotation "$name") > 0)) ||
+    die 2 "$name: no other replica is in rotation; draining it would leave none (nothing changed)"
   log "$name ($addr): drain"
+  installed=
   haproxy_cmd "set server $backend/$name state drain" >/dev/null
   wait_for no_sessions "$name" ||
-    die 2 "$name: still has requests in flight after ${timeout} s; it stays drained"
+    fail_replica "$name" "still has requests in flight after ${timeout} s"
   install_version "${repo_of[$name]}"
   reload_replica "$name" "$addr"
   wait_for serves_version "$addr" ||
-    die 2 "$name: does not serve version $version after ${timeout} s; it stays drained," \
-      "the others serve"
+    fail_replica "$name" "does not serve version $version after ${timeout} s"
   wait_for up_in_haproxy "$name" ||
-    die 2 "$name: HAProxy's health check does not find it ready after ${timeout} s; it stays" \
-      "drained, the others serve"
+    fail_replica "$name" "HAProxy's health check does not find it ready after ${timeout} s"
   haproxy_cmd "set server $backend/$name state ready" >/dev/null
   log "$name: serves version $version, back in rotation ($((SECONDS - step_start)) s)"
 done
