@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Rolls a new model version out to serve replicas behind HAProxy, one replica at a time, with
 # no failed request: drain the replica in HAProxy, wait until it has no request in flight,
 # install the version into its model repository, make it load (the repository API, or a

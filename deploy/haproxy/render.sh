@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Writes the HAProxy configuration for N serve replicas (and, with --prometheus-targets, the
 # Prometheus file_sd target list with one target per replica). deploy/haproxy/haproxy.cfg is
 # this script's output for the defaults below; docs/scaling.md explains each setting.
