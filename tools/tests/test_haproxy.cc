@@ -213,252 +213,261 @@ TEST_CASE("haproxy: a rolling update across 3 replicas under load through HAProx
   const double load_seconds = std::max(6.0, env_number("SIMDNN_HAPROXY_LOAD_SECONDS", 12));
   const fs::path source(SIMDNN_SOURCE_DIR);
 
-  TempDir dir("haproxy-" + mode);
-  const fs::path socket_path = dir / "admin.sock";
-  write_raw(dir / "token", {'h', 'a', '-', 't', 'o', 'k', 'e', 'n', '\n'});
-  // The new version, outside every repository: the script copies it in.
-  fs::create_directories(dir / "new/2");
-  save_model(dir / "new/2/model.safetensors", make_test_model(8, "2"));
-
-  std::vector<Replica> replicas(kReplicas);
-  std::string addresses;
-  for (int i = 0; i < kReplicas; ++i) {
-    Replica& r = replicas[static_cast<size_t>(i)];
-    r.name = "s" + std::to_string(i + 1);
-    r.port = free_port();
-    r.repo = dir / (r.name + "-models");
-    r.log = dir / (r.name + ".log");
-    r.pid_file = dir / (r.name + ".pid");
-    fs::create_directories(r.repo / "digits/1");
-    save_model(r.repo / "digits/1/model.safetensors", make_test_model(7, "1"));
-    r.args = {"--model-repository", r.repo.string(), "--host", "127.0.0.1", "--port",
-              std::to_string(r.port), "--threads", "2", "--poll-seconds", "0",
-              "--drain-seconds", "5", "--auth-token-file", (dir / "token").string()};
-    REQUIRE(r.start());
-    addresses += (i ? "," : "") + std::string("127.0.0.1:") + std::to_string(r.port);
-  }
-  INFO("replica logs: " << read_text(dir / "s1.log") << read_text(dir / "s2.log")
-                        << read_text(dir / "s3.log"));
-  Supervisor supervisor(replicas);
-
-  const int lb_port = free_port();
-  const int stats_port = free_port();
+  // The run's figures, reported after the block below: a MESSAGE inside it would also print
+  // every INFO (the processes' logs).
+  std::ostringstream summary;
   {
-    const CommandResult r = run_tool(
-        (source / "deploy/haproxy/render.sh").string(),
-        {"--replicas", addresses, "--listen", "127.0.0.1:" + std::to_string(lb_port),
-         "--socket", socket_path.string(), "--stats", "127.0.0.1:" + std::to_string(stats_port),
-         "--prometheus-targets", (dir / "replicas.json").string()},
-        dir.path());
-    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-    std::ofstream(dir / "haproxy.cfg") << r.out;
-  }
-  ChildProcess lb;
-  REQUIRE(lb.start(haproxy, {"-db", "-f", (dir / "haproxy.cfg").string()}, dir / "haproxy.log"));
-  INFO("haproxy's log: " << read_text(dir / "haproxy.log"));
+    TempDir dir("haproxy-" + mode);
+    const fs::path socket_path = dir / "admin.sock";
+    write_raw(dir / "token", {'h', 'a', '-', 't', 'o', 'k', 'e', 'n', '\n'});
+    // The new version, outside every repository: the script copies it in.
+    fs::create_directories(dir / "new/2");
+    save_model(dir / "new/2/model.safetensors", make_test_model(8, "2"));
 
-  // Prometheus with deploy/prometheus/replicas.yml (1 s scrapes), when installed.
-  const std::string prometheus = find_program("prometheus");
-  ChildProcess prom;
-  const int prom_port = prometheus.empty() ? 0 : free_port();
-  if (!prometheus.empty()) {
-    std::string config = read_text(source / "deploy/prometheus/replicas.yml");
-    config = replace_once(config, "scrape_interval: 15s", "scrape_interval: 1s");
-    config = replace_once(config, "evaluation_interval: 15s", "evaluation_interval: 1s");
-    config = replace_once(config, "- alerts.yml",
-                          "- " + (source / "deploy/prometheus/alerts.yml").string());
-    config = replace_once(config, "refresh_interval: 30s", "refresh_interval: 1s");
-    config = replace_once(config, "targets: [\"127.0.0.1:8404\"]",
-                          "targets: [\"127.0.0.1:" + std::to_string(stats_port) + "\"]");
-    std::ofstream(dir / "prometheus.yml") << config;  // replicas.json beside it
-    REQUIRE(prom.start(prometheus,
-                       {"--config.file=" + (dir / "prometheus.yml").string(),
-                        "--storage.tsdb.path=" + (dir / "tsdb").string(),
-                        "--web.listen-address=127.0.0.1:" + std::to_string(prom_port),
-                        "--log.level=warn"},
-                       dir / "prometheus.log"));
-  } else {
-    MESSAGE("no prometheus binary: the scrape check is skipped (scripts/setup.sh --test "
-            "installs it)");
-  }
-
-  // Every replica up in HAProxy (its health check passed) before the load starts.
-  const auto up_deadline = Clock::now() + 30s;
-  std::map<std::string, ServerStat> stats;
-  for (;;) {
-    stats = backend_stats(socket_path);
-    const bool all_up =
-        stats.size() == kReplicas &&
-        std::all_of(stats.begin(), stats.end(), [](const auto& s) { return s.second.status == "UP"; });
-    if (all_up) break;
-    REQUIRE_MESSAGE(Clock::now() < up_deadline, "the replicas are not all UP in HAProxy");
-    std::this_thread::sleep_for(100ms);
-  }
-  std::map<std::string, long> stot_before;
-  for (const auto& s : stats) stot_before[s.first] = s.second.stot;
-
-  const std::string body =
-      json{{"inputs", {{{"name", "input"}, {"shape", {1, 784}}, {"datatype", "UINT8"},
-                        {"data", std::vector<int>(784, kPixel)}}}}}
-          .dump();
-  std::atomic<bool> stop{false};
-  std::atomic<int64_t> update_done_ns{0};  // Clock time the script returned; 0 before
-  std::mutex result_mutex;
-  LoadResult load;
-  const auto load_start = Clock::now();
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&] {
-      HttpClient client("127.0.0.1", lb_port, 15s);
-      LoadResult mine;
-      while (!stop.load()) {
-        const auto t0 = Clock::now();
-        const auto r = client.post("/v2/models/digits/infer", body, "application/json");
-        const auto t1 = Clock::now();
-        mine.latency_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-        if (!r) {
-          ++mine.transport_errors;
-          if (mine.problems.size() < 10) mine.problems.push_back("transport: " + client.last_error());
-          continue;
-        }
-        if (r->status < 200 || r->status > 299) {
-          ++mine.non2xx;
-          if (mine.problems.size() < 10) {
-            mine.problems.push_back(std::to_string(r->status) + ": " + r->body.substr(0, 200));
-          }
-          continue;
-        }
-        ++mine.ok;
-        const std::string version = r->header("X-Model-Version");
-        const int64_t done = update_done_ns.load();
-        if (version == "1") {
-          ++mine.version1;
-          if (done != 0 && t0.time_since_epoch().count() > done) ++mine.version1_after_update;
-        } else if (version == "2") {
-          ++mine.version2;
-        } else {
-          ++mine.other_version;
-        }
-      }
-      std::lock_guard lock(result_mutex);
-      load.merge(mine);
-    });
-  }
-
-  // A little steady load first, then the rolling update, then load until D.
-  std::this_thread::sleep_for(std::chrono::duration<double>(std::min(2.0, load_seconds / 6)));
-  std::vector<std::string> update_args = {
-      "--socket", socket_path.string(), "--model", "digits", "--version", "2",
-      "--source", (dir / "new/2").string(), "--timeout", "60"};
-  for (const Replica& r : replicas) {
-    update_args.insert(update_args.end(), {"--replica", r.name + "=" + r.repo.string()});
-  }
-  if (mode == "reload") {
-    update_args.insert(update_args.end(), {"--token-file", (dir / "token").string()});
-  } else {
-    // SIGTERM the replica, then wait until the supervisor has started its successor.
-    const std::string pid_file = (dir.path() / "").string() + "$SIMDNN_REPLICA.pid";
-    update_args.insert(
-        update_args.end(),
-        {"--restart-command",
-         "old=$(cat \"" + pid_file + "\") && kill -TERM \"$old\" && "
-         "for i in $(seq 400); do [ \"$(cat \"" + pid_file + "\")\" != \"$old\" ] && exit 0; "
-         "sleep 0.05; done; exit 1"});
-  }
-  const auto update_start = Clock::now();
-  const CommandResult update =
-      run_tool((source / "deploy/rolling-update.sh").string(), update_args, dir.path());
-  const auto update_end = Clock::now();
-  update_done_ns = update_end.time_since_epoch().count();
-  const auto load_end = std::max(load_start + std::chrono::duration_cast<Clock::duration>(
-                                                  std::chrono::duration<double>(load_seconds)),
-                                 update_end + 1s);
-  std::this_thread::sleep_until(load_end);
-  stop = true;
-  for (auto& t : clients) t.join();
-  const double elapsed = std::chrono::duration<double>(Clock::now() - load_start).count();
-
-  INFO("rolling-update.sh stderr: " << update.err);
-  CHECK_MESSAGE(update.exit_code == 0, "rolling-update.sh exited " << update.exit_code);
-
-  std::string problems;
-  for (const auto& p : load.problems) problems += "\n  " + p;
-  INFO("first problems:" << problems);
-  CHECK(load.non2xx == 0);
-  CHECK(load.transport_errors == 0);
-  CHECK(load.other_version == 0);
-  // Both versions answered during the run; nothing sent after the update got the old one.
-  CHECK(load.version1 > 0);
-  CHECK(load.version2 > 0);
-  CHECK(load.version1_after_update == 0);
-  // Generous floor for a busy 2-core machine (thousands per second when quiet).
-  CHECK(load.ok >= static_cast<long>(20 * load_seconds));
-
-  // Each replica serves version 2 now, and HAProxy has them all back in rotation.
-  for (const Replica& r : replicas) {
-    HttpClient direct("127.0.0.1", r.port, 5s);
-    const auto meta = direct.get("/v2/models/digits");
-    REQUIRE(meta);
-    CHECK_MESSAGE(meta->status == 200, meta->body);
-    const json j = json::parse(meta->body, nullptr, false);
-    CHECK_MESSAGE((j.is_object() && j.value("versions", json()) == json{"2"}),
-                  r.name << ": " << meta->body);
-    CHECK_MESSAGE(r.starts == (mode == "restart" ? 2 : 1),
-                  r.name << " was started " << r.starts << " times");
-  }
-  stats = backend_stats(socket_path);
-  REQUIRE(stats.size() == kReplicas);
-  long sent = 0, retries = 0, redispatches = 0;
-  std::ostringstream per_replica;
-  for (const auto& s : stats) sent += s.second.stot - stot_before[s.first];
-  for (const auto& s : stats) {
-    const long n = s.second.stot - stot_before[s.first];
-    CHECK_MESSAGE(s.second.status == "UP", s.first << " is " << s.second.status);
-    // Spread: round robin over three, each out of rotation for a part of the run.
-    CHECK_MESSAGE(n * 10 >= sent, s.first << " took " << n << " of " << sent << " requests");
-    retries += s.second.wretr;
-    redispatches += s.second.wredis;
-    per_replica << " " << s.first << "=" << n;
-  }
-
-  MESSAGE("mode " << mode << ", " << kClients << " keep-alive clients for " << elapsed
-                  << " s: " << load.ok << " ok (" << load.version1 << " version 1, "
-                  << load.version2 << " version 2), " << load.non2xx << " non-2xx, "
-                  << load.transport_errors << " transport errors; "
-                  << static_cast<long>(static_cast<double>(load.ok) / elapsed)
-                  << " req/s; p50 " << percentile(load.latency_ms, 0.5) << " ms, p99 "
-                  << percentile(load.latency_ms, 0.99) << " ms, max "
-                  << percentile(load.latency_ms, 1.0) << " ms; per replica" << per_replica.str()
-                  << "; HAProxy retries " << retries << ", redispatches " << redispatches
-                  << "; rolling update "
-                  << std::chrono::duration<double>(update_end - update_start).count() << " s");
-
-  if (!prometheus.empty()) {
-    // One target per replica, each up, each with requests counted; and HAProxy's exporter.
-    HttpClient api("127.0.0.1", prom_port, 5s);
-    auto result_count = [&](const std::string& expr) -> size_t {
-      auto r = api.get("/api/v1/query?query=" + url_encode(expr));
-      if (!r || r->status != 200) return 0;
-      const json j = json::parse(r->body, nullptr, false);
-      if (!j.is_object() || j.value("status", "") != "success") return 0;
-      return j["data"]["result"].size();
-    };
-    const std::string every_replica_up =
-        "count_over_time(up{job=\"simdnn-serve\"}[1m]) >= 2 and up{job=\"simdnn-serve\"} == 1";
-    const std::string every_replica_counts =
-        "sum by (replica) (http_requests_total{job=\"simdnn-serve\"}) > 0";
-    const auto deadline = Clock::now() + 30s;
-    while (Clock::now() < deadline &&
-           (result_count(every_replica_up) < kReplicas ||
-            result_count(every_replica_counts) < kReplicas ||
-            result_count("up{job=\"haproxy\"} == 1") < 1)) {
-      std::this_thread::sleep_for(250ms);
+    std::vector<Replica> replicas(kReplicas);
+    std::string addresses;
+    for (int i = 0; i < kReplicas; ++i) {
+      Replica& r = replicas[static_cast<size_t>(i)];
+      r.name = "s" + std::to_string(i + 1);
+      r.port = free_port();
+      r.repo = dir / (r.name + "-models");
+      r.log = dir / (r.name + ".log");
+      r.pid_file = dir / (r.name + ".pid");
+      fs::create_directories(r.repo / "digits/1");
+      save_model(r.repo / "digits/1/model.safetensors", make_test_model(7, "1"));
+      r.args = {"--model-repository", r.repo.string(), "--host", "127.0.0.1", "--port",
+                std::to_string(r.port), "--threads", "2", "--poll-seconds", "0",
+                "--drain-seconds", "5", "--auth-token-file", (dir / "token").string()};
+      REQUIRE(r.start());
+      addresses += (i ? "," : "") + std::string("127.0.0.1:") + std::to_string(r.port);
     }
-    INFO("prometheus' log: " << read_text(dir / "prometheus.log"));
-    CHECK(result_count(every_replica_up) == kReplicas);
-    CHECK(result_count(every_replica_counts) == kReplicas);
-    CHECK(result_count("up{job=\"haproxy\"} == 1") == 1);
+    INFO("replica logs: " << read_text(dir / "s1.log") << read_text(dir / "s2.log")
+                          << read_text(dir / "s3.log"));
+    Supervisor supervisor(replicas);
+
+    const int lb_port = free_port();
+    const int stats_port = free_port();
+    {
+      const CommandResult r = run_tool(
+          (source / "deploy/haproxy/render.sh").string(),
+          {"--replicas", addresses, "--listen", "127.0.0.1:" + std::to_string(lb_port),
+           "--socket", socket_path.string(), "--stats", "127.0.0.1:" + std::to_string(stats_port),
+           "--prometheus-targets", (dir / "replicas.json").string()},
+          dir.path());
+      REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+      std::ofstream(dir / "haproxy.cfg") << r.out;
+    }
+    ChildProcess lb;
+    REQUIRE(lb.start(haproxy, {"-db", "-f", (dir / "haproxy.cfg").string()}, dir / "haproxy.log"));
+    INFO("haproxy's log: " << read_text(dir / "haproxy.log"));
+
+    // Prometheus with deploy/prometheus/replicas.yml (1 s scrapes), when installed.
+    const std::string prometheus = find_program("prometheus");
+    ChildProcess prom;
+    const int prom_port = prometheus.empty() ? 0 : free_port();
+    if (!prometheus.empty()) {
+      std::string config = read_text(source / "deploy/prometheus/replicas.yml");
+      config = replace_once(config, "scrape_interval: 15s", "scrape_interval: 1s");
+      config = replace_once(config, "evaluation_interval: 15s", "evaluation_interval: 1s");
+      config = replace_once(config, "- alerts.yml",
+                            "- " + (source / "deploy/prometheus/alerts.yml").string());
+      config = replace_once(config, "refresh_interval: 30s", "refresh_interval: 1s");
+      config = replace_once(config, "targets: [\"127.0.0.1:8404\"]",
+                            "targets: [\"127.0.0.1:" + std::to_string(stats_port) + "\"]");
+      std::ofstream(dir / "prometheus.yml") << config;  // replicas.json beside it
+      REQUIRE(prom.start(prometheus,
+                         {"--config.file=" + (dir / "prometheus.yml").string(),
+                          "--storage.tsdb.path=" + (dir / "tsdb").string(),
+                          "--web.listen-address=127.0.0.1:" + std::to_string(prom_port),
+                          "--log.level=warn"},
+                         dir / "prometheus.log"));
+    } else {
+      summary << "no prometheus binary: the scrape check was skipped (scripts/setup.sh --test "
+                 "installs it); ";
+    }
+
+    // Every replica up in HAProxy (its health check passed) before the load starts.
+    const auto up_deadline = Clock::now() + 30s;
+    std::map<std::string, ServerStat> stats;
+    for (;;) {
+      stats = backend_stats(socket_path);
+      const bool all_up =
+          stats.size() == kReplicas &&
+          std::all_of(stats.begin(), stats.end(),
+                      [](const auto& s) { return s.second.status == "UP"; });
+      if (all_up) break;
+      REQUIRE_MESSAGE(Clock::now() < up_deadline, "the replicas are not all UP in HAProxy");
+      std::this_thread::sleep_for(100ms);
+    }
+    std::map<std::string, long> stot_before;
+    for (const auto& s : stats) stot_before[s.first] = s.second.stot;
+
+    const std::string body =
+        json{{"inputs", {{{"name", "input"}, {"shape", {1, 784}}, {"datatype", "UINT8"},
+                          {"data", std::vector<int>(784, kPixel)}}}}}
+            .dump();
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> update_done_ns{0};  // Clock time the script returned; 0 before
+    std::mutex result_mutex;
+    LoadResult load;
+    const auto load_start = Clock::now();
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back([&] {
+        HttpClient client("127.0.0.1", lb_port, 15s);
+        LoadResult mine;
+        while (!stop.load()) {
+          const auto t0 = Clock::now();
+          const auto r = client.post("/v2/models/digits/infer", body, "application/json");
+          const auto t1 = Clock::now();
+          mine.latency_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+          if (!r) {
+            ++mine.transport_errors;
+            if (mine.problems.size() < 10) {
+              mine.problems.push_back("transport: " + client.last_error());
+            }
+            continue;
+          }
+          if (r->status < 200 || r->status > 299) {
+            ++mine.non2xx;
+            if (mine.problems.size() < 10) {
+              mine.problems.push_back(std::to_string(r->status) + ": " + r->body.substr(0, 200));
+            }
+            continue;
+          }
+          ++mine.ok;
+          const std::string version = r->header("X-Model-Version");
+          const int64_t done = update_done_ns.load();
+          if (version == "1") {
+            ++mine.version1;
+            if (done != 0 && t0.time_since_epoch().count() > done) ++mine.version1_after_update;
+          } else if (version == "2") {
+            ++mine.version2;
+          } else {
+            ++mine.other_version;
+          }
+        }
+        std::lock_guard lock(result_mutex);
+        load.merge(mine);
+      });
+    }
+
+    // A little steady load first, then the rolling update, then load until D.
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(2.0, load_seconds / 6)));
+    std::vector<std::string> update_args = {
+        "--socket", socket_path.string(), "--model", "digits", "--version", "2",
+        "--source", (dir / "new/2").string(), "--timeout", "60"};
+    for (const Replica& r : replicas) {
+      update_args.insert(update_args.end(), {"--replica", r.name + "=" + r.repo.string()});
+    }
+    if (mode == "reload") {
+      update_args.insert(update_args.end(), {"--token-file", (dir / "token").string()});
+    } else {
+      // SIGTERM the replica, then wait until the supervisor has started its successor.
+      const std::string pid_file = (dir.path() / "").string() + "$SIMDNN_REPLICA.pid";
+      update_args.insert(
+          update_args.end(),
+          {"--restart-command",
+           "old=$(cat \"" + pid_file + "\") && kill -TERM \"$old\" && "
+           "for i in $(seq 400); do [ \"$(cat \"" + pid_file + "\")\" != \"$old\" ] && exit 0; "
+           "sleep 0.05; done; exit 1"});
+    }
+    const auto update_start = Clock::now();
+    const CommandResult update =
+        run_tool((source / "deploy/rolling-update.sh").string(), update_args, dir.path());
+    const auto update_end = Clock::now();
+    update_done_ns = update_end.time_since_epoch().count();
+    const auto load_end = std::max(load_start + std::chrono::duration_cast<Clock::duration>(
+                                                    std::chrono::duration<double>(load_seconds)),
+                                   update_end + 1s);
+    std::this_thread::sleep_until(load_end);
+    stop = true;
+    for (auto& t : clients) t.join();
+    const double elapsed = std::chrono::duration<double>(Clock::now() - load_start).count();
+
+    INFO("rolling-update.sh stderr: " << update.err);
+    CHECK_MESSAGE(update.exit_code == 0, "rolling-update.sh exited " << update.exit_code);
+
+    std::string problems;
+    for (const auto& p : load.problems) problems += "\n  " + p;
+    INFO("first problems:" << problems);
+    CHECK(load.non2xx == 0);
+    CHECK(load.transport_errors == 0);
+    CHECK(load.other_version == 0);
+    // Both versions answered during the run; nothing sent after the update got the old one.
+    CHECK(load.version1 > 0);
+    CHECK(load.version2 > 0);
+    CHECK(load.version1_after_update == 0);
+    // Generous floor for a busy 2-core machine (thousands per second when quiet).
+    CHECK(load.ok >= static_cast<long>(20 * load_seconds));
+
+    // Each replica serves version 2 now, and HAProxy has them all back in rotation.
+    for (const Replica& r : replicas) {
+      HttpClient direct("127.0.0.1", r.port, 5s);
+      const auto meta = direct.get("/v2/models/digits");
+      REQUIRE(meta);
+      CHECK_MESSAGE(meta->status == 200, meta->body);
+      const json j = json::parse(meta->body, nullptr, false);
+      CHECK_MESSAGE((j.is_object() && j.value("versions", json()) == json{"2"}),
+                    r.name << ": " << meta->body);
+      CHECK_MESSAGE(r.starts == (mode == "restart" ? 2 : 1),
+                    r.name << " was started " << r.starts << " times");
+    }
+    stats = backend_stats(socket_path);
+    REQUIRE(stats.size() == kReplicas);
+    long sent = 0, retries = 0, redispatches = 0;
+    std::ostringstream per_replica;
+    for (const auto& s : stats) sent += s.second.stot - stot_before[s.first];
+    for (const auto& s : stats) {
+      const long n = s.second.stot - stot_before[s.first];
+      CHECK_MESSAGE(s.second.status == "UP", s.first << " is " << s.second.status);
+      // Spread: round robin over three, each out of rotation for a part of the run.
+      CHECK_MESSAGE(n * 10 >= sent, s.first << " took " << n << " of " << sent << " requests");
+      retries += s.second.wretr;
+      redispatches += s.second.wredis;
+      per_replica << " " << s.first << "=" << n;
+    }
+
+    summary << "mode " << mode << ", " << kClients << " keep-alive clients for " << elapsed
+                    << " s: " << load.ok << " ok (" << load.version1 << " version 1, "
+                    << load.version2 << " version 2), " << load.non2xx << " non-2xx, "
+                    << load.transport_errors << " transport errors; "
+                    << static_cast<long>(static_cast<double>(load.ok) / elapsed)
+                    << " req/s; p50 " << percentile(load.latency_ms, 0.5) << " ms, p99 "
+                    << percentile(load.latency_ms, 0.99) << " ms, max "
+                    << percentile(load.latency_ms, 1.0) << " ms; per replica" << per_replica.str()
+                    << "; HAProxy retries " << retries << ", redispatches " << redispatches
+                    << "; rolling update "
+                    << std::chrono::duration<double>(update_end - update_start).count() << " s";
+
+    if (!prometheus.empty()) {
+      // One target per replica, each up, each with requests counted; and HAProxy's exporter.
+      HttpClient api("127.0.0.1", prom_port, 5s);
+      auto result_count = [&](const std::string& expr) -> size_t {
+        auto r = api.get("/api/v1/query?query=" + url_encode(expr));
+        if (!r || r->status != 200) return 0;
+        const json j = json::parse(r->body, nullptr, false);
+        if (!j.is_object() || j.value("status", "") != "success") return 0;
+        return j["data"]["result"].size();
+      };
+      const std::string every_replica_up =
+          "count_over_time(up{job=\"simdnn-serve\"}[1m]) >= 2 and up{job=\"simdnn-serve\"} == 1";
+      const std::string every_replica_counts =
+          "sum by (replica) (http_requests_total{job=\"simdnn-serve\"}) > 0";
+      const auto deadline = Clock::now() + 30s;
+      while (Clock::now() < deadline &&
+             (result_count(every_replica_up) < kReplicas ||
+              result_count(every_replica_counts) < kReplicas ||
+              result_count("up{job=\"haproxy\"} == 1") < 1)) {
+        std::this_thread::sleep_for(250ms);
+      }
+      INFO("prometheus' log: " << read_text(dir / "prometheus.log"));
+      CHECK(result_count(every_replica_up) == kReplicas);
+      CHECK(result_count(every_replica_counts) == kReplicas);
+      CHECK(result_count("up{job=\"haproxy\"} == 1") == 1);
+    }
   }
+  MESSAGE(summary.str());
 }
 
 }  // namespace simdnn::test
