@@ -1,11 +1,12 @@
 // Issue 13's serving must-show against the real programs: three serve replicas (each with its
 // own model repository and port), HAProxy in front with deploy/haproxy/render.sh's
 // configuration, keep-alive clients sending Open Inference Protocol requests through HAProxy
-// for D seconds, and deploy/rolling-update.sh moving every replica from version 1 to 2 in the
-// meantime. Asserted: no non-2xx response and no transport error; every request sent after the
-// script finished got version 2 and every replica serves version 2; each replica took a share of
-// the requests; when Prometheus is installed, it scrapes every replica (one target each) and
-// HAProxy's exporter.
+// for D seconds, and deploy/rolling-update.sh rolling new versions out across every replica,
+// one rollout after another (version 2, 3, ...) for the whole of D. Asserted: no non-2xx
+// response and no transport error; every rollout succeeded; no request sent after a rollout to
+// version v finished got a version older than v (X-Model-Version), every version was answered,
+// and every replica serves the last one; each replica took a share of the requests; when
+// Prometheus is installed, it scrapes every replica (one target each) and HAProxy's exporter.
 //
 // Two modes (SIMDNN_HAPROXY_MODE): `reload` calls the replica's repository API (the process
 // stays), `restart` sends SIGTERM (the replica drains and exits, and a supervisor here starts it
@@ -168,8 +169,8 @@ class Supervisor {
 // What the load clients saw.
 struct LoadResult {
   long ok = 0, non2xx = 0, transport_errors = 0;
-  long version1 = 0, version2 = 0, other_version = 0;
-  long version1_after_update = 0;  // sent after the rolling update finished, answered by v1
+  std::map<int, long> versions;  // X-Model-Version -> answers (0: missing or not a number)
+  long stale = 0;  // answered by a version older than the last rollout finished before sending
   std::vector<double> latency_ms;
   std::vector<std::string> problems;  // the first few, for the failure message
 
@@ -177,10 +178,8 @@ struct LoadResult {
     ok += o.ok;
     non2xx += o.non2xx;
     transport_errors += o.transport_errors;
-    version1 += o.version1;
-    version2 += o.version2;
-    other_version += o.other_version;
-    version1_after_update += o.version1_after_update;
+    for (const auto& v : o.versions) versions[v.first] += v.second;
+    stale += o.stale;
     latency_ms.insert(latency_ms.end(), o.latency_ms.begin(), o.latency_ms.end());
     for (const auto& p : o.problems) {
       if (problems.size() < 10) problems.push_back(p);
@@ -202,7 +201,7 @@ std::string replace_once(std::string text, const std::string& from, const std::s
 
 }  // namespace
 
-TEST_CASE("haproxy: a rolling update across 3 replicas under load through HAProxy fails no "
+TEST_CASE("haproxy: rolling updates across 3 replicas under load through HAProxy fail no "
           "request" *
           doctest::skip()) {
   const std::string haproxy = find_program("haproxy");
@@ -220,9 +219,6 @@ TEST_CASE("haproxy: a rolling update across 3 replicas under load through HAProx
     TempDir dir("haproxy-" + mode);
     const fs::path socket_path = dir / "admin.sock";
     write_raw(dir / "token", {'h', 'a', '-', 't', 'o', 'k', 'e', 'n', '\n'});
-    // The new version, outside every repository: the script copies it in.
-    fs::create_directories(dir / "new/2");
-    save_model(dir / "new/2/model.safetensors", make_test_model(8, "2"));
 
     std::vector<Replica> replicas(kReplicas);
     std::string addresses;
@@ -307,7 +303,8 @@ TEST_CASE("haproxy: a rolling update across 3 replicas under load through HAProx
                           {"data", std::vector<int>(784, kPixel)}}}}}
             .dump();
     std::atomic<bool> stop{false};
-    std::atomic<int64_t> update_done_ns{0};  // Clock time the script returned; 0 before
+    // The version the last finished rollout installed: from then on no replica serves older.
+    std::atomic<int> floor_version{1};
     std::mutex result_mutex;
     LoadResult load;
     const auto load_start = Clock::now();
@@ -317,6 +314,7 @@ TEST_CASE("haproxy: a rolling update across 3 replicas under load through HAProx
         HttpClient client("127.0.0.1", lb_port, 15s);
         LoadResult mine;
         while (!stop.load()) {
+          const int floor = floor_version.load();
           const auto t0 = Clock::now();
           const auto r = client.post("/v2/models/digits/infer", body, "application/json");
           const auto t1 = Clock::now();
@@ -336,81 +334,99 @@ TEST_CASE("haproxy: a rolling update across 3 replicas under load through HAProx
             continue;
           }
           ++mine.ok;
-          const std::string version = r->header("X-Model-Version");
-          const int64_t done = update_done_ns.load();
-          if (version == "1") {
-            ++mine.version1;
-            if (done != 0 && t0.time_since_epoch().count() > done) ++mine.version1_after_update;
-          } else if (version == "2") {
-            ++mine.version2;
-          } else {
-            ++mine.other_version;
-          }
+          const int version = std::atoi(r->header("X-Model-Version").c_str());
+          ++mine.versions[version];
+          if (version < floor) ++mine.stale;
         }
         std::lock_guard lock(result_mutex);
         load.merge(mine);
       });
     }
 
-    // A little steady load first, then the rolling update, then load until D.
+    // A little steady load first, then rollouts back to back while D lasts (one at least),
+    // then load until D and at least 1 s after the last rollout.
+    const auto load_deadline = load_start + std::chrono::duration_cast<Clock::duration>(
+                                                std::chrono::duration<double>(load_seconds));
     std::this_thread::sleep_for(std::chrono::duration<double>(std::min(2.0, load_seconds / 6)));
-    std::vector<std::string> update_args = {
-        "--socket", socket_path.string(), "--model", "digits", "--version", "2",
-        "--source", (dir / "new/2").string(), "--timeout", "60"};
-    for (const Replica& r : replicas) {
-      update_args.insert(update_args.end(), {"--replica", r.name + "=" + r.repo.string()});
-    }
-    if (mode == "reload") {
-      update_args.insert(update_args.end(), {"--token-file", (dir / "token").string()});
-    } else {
-      // SIGTERM the replica, then wait until the supervisor has started its successor.
-      const std::string pid_file = (dir.path() / "").string() + "$SIMDNN_REPLICA.pid";
-      update_args.insert(
-          update_args.end(),
-          {"--restart-command",
-           "old=$(cat \"" + pid_file + "\") && kill -TERM \"$old\" && "
-           "for i in $(seq 400); do [ \"$(cat \"" + pid_file + "\")\" != \"$old\" ] && exit 0; "
-           "sleep 0.05; done; exit 1"});
-    }
-    const auto update_start = Clock::now();
-    const CommandResult update =
-        run_tool((source / "deploy/rolling-update.sh").string(), update_args, dir.path());
-    const auto update_end = Clock::now();
-    update_done_ns = update_end.time_since_epoch().count();
-    const auto load_end = std::max(load_start + std::chrono::duration_cast<Clock::duration>(
-                                                    std::chrono::duration<double>(load_seconds)),
-                                   update_end + 1s);
-    std::this_thread::sleep_until(load_end);
+    std::vector<double> rollout_seconds;
+    std::string rollout_errors;
+    int last_version = 1;
+    bool all_rollouts_ok = true;
+    do {
+      const int v = last_version + 1;
+      // The new version, outside every repository: the script copies it in.
+      const fs::path version_dir = dir / "new" / std::to_string(v);
+      fs::create_directories(version_dir);
+      save_model(version_dir / "model.safetensors",
+                 make_test_model(static_cast<uint64_t>(7 + v), std::to_string(v)));
+      std::vector<std::string> update_args = {
+          "--socket", socket_path.string(), "--model", "digits", "--version",
+          std::to_string(v), "--source", version_dir.string(), "--timeout", "60"};
+      for (const Replica& r : replicas) {
+        update_args.insert(update_args.end(), {"--replica", r.name + "=" + r.repo.string()});
+      }
+      if (mode == "reload") {
+        update_args.insert(update_args.end(), {"--token-file", (dir / "token").string()});
+      } else {
+        // SIGTERM the replica, then wait until the supervisor has started its successor.
+        const std::string pid_file = (dir.path() / "").string() + "$SIMDNN_REPLICA.pid";
+        update_args.insert(update_args.end(),
+                           {"--restart-command",
+                            "old=$(cat \"" + pid_file + "\") && kill -TERM \"$old\" && "
+                            "for i in $(seq 400); do [ \"$(cat \"" + pid_file +
+                                "\")\" != \"$old\" ] && exit 0; sleep 0.05; done; exit 1"});
+      }
+      const auto update_start = Clock::now();
+      const CommandResult update =
+          run_tool((source / "deploy/rolling-update.sh").string(), update_args, dir.path());
+      rollout_seconds.push_back(
+          std::chrono::duration<double>(Clock::now() - update_start).count());
+      if (update.exit_code != 0) {
+        all_rollouts_ok = false;
+        rollout_errors += "version " + std::to_string(v) + ": exit " +
+                          std::to_string(update.exit_code) + "\n" + update.err;
+        break;
+      }
+      last_version = v;
+      floor_version = v;
+      // Room for another rollout (a few seconds each) before D ends?
+    } while (Clock::now() + 4s < load_deadline);
+    std::this_thread::sleep_until(std::max(load_deadline, Clock::now() + 1s));
     stop = true;
     for (auto& t : clients) t.join();
     const double elapsed = std::chrono::duration<double>(Clock::now() - load_start).count();
 
-    INFO("rolling-update.sh stderr: " << update.err);
-    CHECK_MESSAGE(update.exit_code == 0, "rolling-update.sh exited " << update.exit_code);
+    INFO("rolling-update.sh failures: " << rollout_errors);
+    CHECK(all_rollouts_ok);
+    REQUIRE(last_version >= 2);
 
     std::string problems;
     for (const auto& p : load.problems) problems += "\n  " + p;
     INFO("first problems:" << problems);
     CHECK(load.non2xx == 0);
     CHECK(load.transport_errors == 0);
-    CHECK(load.other_version == 0);
-    // Both versions answered during the run; nothing sent after the update got the old one.
-    CHECK(load.version1 > 0);
-    CHECK(load.version2 > 0);
-    CHECK(load.version1_after_update == 0);
+    // Every version answered during the run (each is live for seconds); nothing sent after a
+    // rollout finished got an older version than it installed.
+    CHECK(load.versions.count(0) == 0);
+    for (int v = 1; v <= last_version; ++v) {
+      CHECK_MESSAGE(load.versions[v] > 0, "version " << v << " never answered");
+    }
+    CHECK(load.versions.rbegin()->first == last_version);
+    CHECK(load.stale == 0);
     // Generous floor for a busy 2-core machine (thousands per second when quiet).
     CHECK(load.ok >= static_cast<long>(20 * load_seconds));
 
-    // Each replica serves version 2 now, and HAProxy has them all back in rotation.
+    // Each replica serves the last version now, and HAProxy has them all back in rotation.
     for (const Replica& r : replicas) {
       HttpClient direct("127.0.0.1", r.port, 5s);
       const auto meta = direct.get("/v2/models/digits");
       REQUIRE(meta);
       CHECK_MESSAGE(meta->status == 200, meta->body);
       const json j = json::parse(meta->body, nullptr, false);
-      CHECK_MESSAGE((j.is_object() && j.value("versions", json()) == json{"2"}),
+      CHECK_MESSAGE((j.is_object() &&
+                     j.value("versions", json()) == json{std::to_string(last_version)}),
                     r.name << ": " << meta->body);
-      CHECK_MESSAGE(r.starts == (mode == "restart" ? 2 : 1),
+      CHECK_MESSAGE(r.starts == (mode == "restart" ? last_version : 1),
                     r.name << " was started " << r.starts << " times");
     }
     stats = backend_stats(socket_path);
@@ -428,17 +444,20 @@ TEST_CASE("haproxy: a rolling update across 3 replicas under load through HAProx
       per_replica << " " << s.first << "=" << n;
     }
 
+    std::ostringstream answered;
+    for (const auto& v : load.versions) {
+      answered << (v.first > 1 ? ", " : "") << v.second << " v" << v.first;
+    }
     summary << "mode " << mode << ", " << kClients << " keep-alive clients for " << elapsed
-                    << " s: " << load.ok << " ok (" << load.version1 << " version 1, "
-                    << load.version2 << " version 2), " << load.non2xx << " non-2xx, "
-                    << load.transport_errors << " transport errors; "
-                    << static_cast<long>(static_cast<double>(load.ok) / elapsed)
-                    << " req/s; p50 " << percentile(load.latency_ms, 0.5) << " ms, p99 "
-                    << percentile(load.latency_ms, 0.99) << " ms, max "
-                    << percentile(load.latency_ms, 1.0) << " ms; per replica" << per_replica.str()
-                    << "; HAProxy retries " << retries << ", redispatches " << redispatches
-                    << "; rolling update "
-                    << std::chrono::duration<double>(update_end - update_start).count() << " s";
+            << " s, " << rollout_seconds.size() << " rollouts (versions 2.." << last_version
+            << "; median " << percentile(rollout_seconds, 0.5) << " s, max "
+            << percentile(rollout_seconds, 1.0) << " s each): " << load.ok << " ok ("
+            << answered.str() << "), " << load.non2xx << " non-2xx, " << load.transport_errors
+            << " transport errors; " << static_cast<long>(static_cast<double>(load.ok) / elapsed)
+            << " req/s; p50 " << percentile(load.latency_ms, 0.5) << " ms, p99 "
+            << percentile(load.latency_ms, 0.99) << " ms, max "
+            << percentile(load.latency_ms, 1.0) << " ms; per replica" << per_replica.str()
+            << "; HAProxy retries " << retries << ", redispatches " << redispatches;
 
     if (!prometheus.empty()) {
       // One target per replica, each up, each with requests counted; and HAProxy's exporter.
