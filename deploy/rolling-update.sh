@@ -25,14 +25,15 @@
 #
 # Needs socat (HAProxy's runtime API on the admin socket), curl and python3 (JSON).
 # Exit codes: 0 every replica serves V; 1 bad arguments; 2 a replica failed (its name and the
-# step on stderr): it stays drained in HAProxy and the ones not yet updated keep serving the old
-# version; 4 the source folder or a repository cannot be read or written.
+# step on stderr; the version this run installed there is removed again): it stays drained in
+# HAProxy, the ones not yet updated keep serving the old version; also 2 when draining the next
+# replica would leave none in rotation; 4 a folder cannot be read or written.
 set -euo pipefail
 
 socket= backend=simdnn model= version= source= token_file= restart_command= timeout=60
 replicas=()
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
 die() {
   local code=$1
   shift

@@ -7,6 +7,8 @@
 // version v finished got a version older than v (X-Model-Version), every version was answered,
 // and every replica serves the last one; each replica took a share of the requests; when
 // Prometheus is installed, it scrapes every replica (one target each) and HAProxy's exporter.
+// Then a version that fails validation: the script stops at the first replica (exit 2), takes
+// the version back out, leaves that replica drained, and the others keep serving.
 //
 // Two modes (SIMDNN_HAPROXY_MODE): `reload` calls the replica's repository API (the process
 // stays), `restart` sends SIGTERM (the replica drains and exits, and a supervisor here starts it
@@ -458,6 +460,49 @@ TEST_CASE("haproxy: rolling updates across 3 replicas under load through HAProxy
             << percentile(load.latency_ms, 0.99) << " ms, max "
             << percentile(load.latency_ms, 1.0) << " ms; per replica" << per_replica.str()
             << "; HAProxy retries " << retries << ", redispatches " << redispatches;
+
+    // A version that fails validation: the script stops at the first replica with exit 2, takes
+    // the version back out of that replica's repository and leaves it drained; the other two
+    // stay in rotation and HAProxy keeps answering with the last good version.
+    {
+      const int bad = last_version + 1;
+      const fs::path bad_dir = dir / "new" / std::to_string(bad);
+      fs::create_directories(bad_dir);
+      std::ofstream(bad_dir / "model.safetensors") << "not a model";
+      std::vector<std::string> args = {
+          "--socket", socket_path.string(), "--model", "digits", "--version",
+          std::to_string(bad), "--source", bad_dir.string(), "--timeout", "3",
+          "--replica", replicas[0].name + "=" + replicas[0].repo.string(),
+          "--replica", replicas[1].name + "=" + replicas[1].repo.string()};
+      if (mode == "reload") {
+        args.insert(args.end(), {"--token-file", (dir / "token").string()});
+      } else {
+        args.insert(args.end(), {"--restart-command",
+                                 "kill -TERM \"$(cat \"" + (dir.path() / "").string() +
+                                     "$SIMDNN_REPLICA.pid\")\""});
+      }
+      const CommandResult r =
+          run_tool((source / "deploy/rolling-update.sh").string(), args, dir.path());
+      CHECK_MESSAGE(r.exit_code == 2, r.err);
+      CHECK_MESSAGE(r.err.find("rolling-update: s1: ") != std::string::npos, r.err);
+      CHECK_MESSAGE(r.err.find("s2") == std::string::npos, "went on to s2: " << r.err);
+      CHECK(!fs::exists(replicas[0].repo / "digits" / std::to_string(bad)));
+      CHECK(!fs::exists(replicas[1].repo / "digits" / std::to_string(bad)));
+      auto after = backend_stats(socket_path);
+      CHECK_MESSAGE(after["s1"].status != "UP", "s1 is back in rotation: " << after["s1"].status);
+      CHECK(after["s2"].status == "UP");
+      CHECK(after["s3"].status == "UP");
+      HttpClient client("127.0.0.1", lb_port, 10s);
+      int good = 0;
+      for (int i = 0; i < 20; ++i) {
+        const auto reply = client.post("/v2/models/digits/infer", body, "application/json");
+        if (reply && reply->status == 200 &&
+            reply->header("X-Model-Version") == std::to_string(last_version)) {
+          ++good;
+        }
+      }
+      CHECK(good == 20);
+    }
 
     if (!prometheus.empty()) {
       // One target per replica, each up, each with requests counted; and HAProxy's exporter.
