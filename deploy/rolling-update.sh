@@ -34,10 +34,13 @@ socket= backend=simdnn model= version= source= token_file= restart_command= time
 replicas=()
 
 usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+draining=  # the replica drained now, if any
 die() {
   local code=$1
   shift
-  echo "rolling-update: $*" >&2
+  local note=
+  [[ -n $draining && $code == 4 ]] && note="; $draining stays drained in HAProxy"
+  echo "rolling-update: $*$note" >&2
   exit "$code"
 }
 log() { echo "rolling-update: $*" >&2; }
@@ -195,6 +198,7 @@ for r in "${replicas[@]}"; do
     die 2 "$name: no other replica is in rotation; draining it would leave none (nothing changed)"
   log "$name ($addr): drain"
   installed=
+  draining=$name
   haproxy_cmd "set server $backend/$name state drain" >/dev/null
   wait_for no_sessions "$name" ||
     fail_replica "$name" "still has requests in flight after ${timeout} s"
@@ -205,6 +209,7 @@ for r in "${replicas[@]}"; do
   wait_for up_in_haproxy "$name" ||
     fail_replica "$name" "HAProxy's health check does not find it ready after ${timeout} s"
   haproxy_cmd "set server $backend/$name state ready" >/dev/null
+  draining=
   log "$name: serves version $version, back in rotation ($((SECONDS - step_start)) s)"
 done
 log "all ${#replicas[@]} replicas serve $model version $version ($((SECONDS - start)) s)"
