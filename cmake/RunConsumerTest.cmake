@@ -46,9 +46,17 @@ if(MODE STREQUAL "install")
   # With the tools built: the tools under their installed names, the docs and deploy/.
   if(EXISTS ${MAIN_BUILD_DIR}/tools/simdnn-train)
     foreach(f bin/simdnn-train bin/simdnn-predict bin/simdnn-serve share/doc/simdnn/README.md
-              share/simdnn/systemd/simdnn-serve.service lib/systemd/system/simdnn-serve.service)
+              share/simdnn/systemd/simdnn-serve.service lib/systemd/system/simdnn-serve.service
+              share/simdnn/rolling-update.sh share/simdnn/haproxy/render.sh)
       if(NOT EXISTS ${prefix}/${f})
         message(FATAL_ERROR "cmake --install did not install ${f}")
+      endif()
+    endforeach()
+    # The deploy/ scripts stay executable (cmake/SimdnnInstall.cmake).
+    foreach(f share/simdnn/rolling-update.sh share/simdnn/haproxy/render.sh)
+      execute_process(COMMAND test -x ${prefix}/${f} RESULT_VARIABLE not_executable)
+      if(NOT not_executable EQUAL 0)
+        message(FATAL_ERROR "cmake --install installed ${f} without execute permission")
       endif()
     endforeach()
     foreach(f bin/train bin/predict bin/serve)
