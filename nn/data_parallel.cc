@@ -149,12 +149,15 @@ StepResult DataParallelStep::step(Sequential& model, Tape& tape, Optimizer& opti
     size_t at = 0;
     for (Parameter* p : params_) {
       const Tensor& g = p->gradient();
+      const size_t count = g.size();
+      const float* src = g.data();
+      float* dst = leaf.data() + at;
       if (share == 1.0f) {
-        std::copy_n(g.data(), g.size(), leaf.data() + at);
+        std::copy_n(src, count, dst);
       } else {
-        for (size_t i = 0; i < g.size(); ++i) leaf[at + i] = g.data()[i] * share;
+        for (size_t i = 0; i < count; ++i) dst[i] = src[i] * share;
       }
-      at += g.size();
+      at += count;
     }
   }
 
@@ -186,8 +189,9 @@ StepResult DataParallelStep::step(Sequential& model, Tape& tape, Optimizer& opti
   size_t at = 0;
   for (Parameter* p : params_) {
     p->gradient();  // marks it as holding a gradient
-    std::copy_n(reduced_.data() + at, p->grad.size(), p->grad.data());
-    at += p->grad.size();
+    const size_t count = p->grad.size();
+    std::copy_n(reduced_.data() + at, count, p->grad.data());
+    at += count;
   }
   add_l2_gradients(model, regularization.l2, result.loss);
   optimizer.step(params_);

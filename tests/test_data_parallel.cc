@@ -115,6 +115,7 @@ std::vector<float> train(const Data& data, int processes, size_t pieces, float d
   }
   Hub hub(processes);
   std::vector<ThreadCollective> collectives;
+  collectives.reserve(static_cast<size_t>(processes));
   for (int r = 0; r < processes; ++r) collectives.emplace_back(hub, r);
   std::vector<std::thread> threads;
   for (int r = 1; r < processes; ++r) threads.emplace_back(one, &collectives[r], nullptr);
