@@ -6,6 +6,12 @@
 # each, every epoch's seconds) and the load average before and after.
 #
 #   bench/distributed_epochs.sh [BUILD_DIR] [REPEATS]
+#
+# SIMDNN_BENCH_SETSID=1 starts every MPI process in a session of its own. On a Linux with
+# autogroup scheduling (sched_autogroup_enabled) CPU time is shared fairly between sessions,
+# not processes, so on a busy machine two processes of one mpirun get one session's share
+# between them while the single process gets a share of its own; with setsid each gets its
+# own, as on separate machines.
 set -euo pipefail
 build=${1:-build}
 repeats=${2:-3}
@@ -25,6 +31,8 @@ for l in sys.stdin:
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
+launch=()
+[[ ${SIMDNN_BENCH_SETSID:-0} == 1 ]] && launch=(setsid)
 common=(--epochs 2 --threads 1 --json --no-progress --seed 1)
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cpus"
 for batch in 256 1024; do
@@ -33,7 +41,7 @@ for batch in 256 1024; do
   for ((r = 0; r < repeats; r++)); do
     "$train" "${common[@]}" --batch "$batch" --out "$scratch/m1.safetensors" |
       epoch_seconds >> "$scratch/one"
-    mpirun -np 2 "$train" --distributed "${common[@]}" --batch "$batch" \
+    mpirun -np 2 "${launch[@]}" "$train" --distributed "${common[@]}" --batch "$batch" \
       --out "$scratch/m2.safetensors" | epoch_seconds >> "$scratch/two"
   done
   one=$(median < "$scratch/one"); two=$(median < "$scratch/two")

@@ -161,16 +161,10 @@ StepResult DataParallelStep::step(Sequential& model, Tape& tape, Optimizer& opti
     }
   }
 
-  // The loss statistics of every piece, summed in piece order on every process.
-  const int processes = plan_.processes;
+  // One exchange carries the gradients and every piece's loss statistics; the statistics are
+  // summed in piece order on every process, so all see the same loss (and throw alike).
   std::vector<double> all_stats(2 * plan_.pieces);
-  std::vector<size_t> counts(static_cast<size_t>(processes));
-  for (int p = 0; p < processes; ++p) {
-    counts[static_cast<size_t>(p)] =
-        2 * (plan_.last_piece(p) - plan_.first_piece(p)) * sizeof(double);
-  }
-  collective_->all_gather(std::as_bytes(std::span<const double>(stats)),
-                          std::as_writable_bytes(std::span(all_stats)), counts);
+  combine(stats, all_stats, reduced_);
   double loss_sum = 0.0, correct = 0.0;
   bool finite = true;
   for (size_t k = 0; k < plan_.pieces; ++k) {
@@ -185,7 +179,6 @@ StepResult DataParallelStep::step(Sequential& model, Tape& tape, Optimizer& opti
     throw NonFiniteLoss("the training loss became " + std::to_string(result.loss));
   }
 
-  combine_gradients(reduced_);
   size_t at = 0;
   for (Parameter* p : params_) {
     p->gradient();  // marks it as holding a gradient
@@ -198,7 +191,8 @@ StepResult DataParallelStep::step(Sequential& model, Tape& tape, Optimizer& opti
   return result;
 }
 
-void DataParallelStep::combine_gradients(std::span<float> result) {
+void DataParallelStep::combine(std::span<const double> my_stats, std::span<double> all_stats,
+                               std::span<float> result) {
   const int rank = collective_->rank();
   const size_t first = plan_.first_piece(rank);
   auto leaf = [&](size_t k) { return leaf_[k - first].data(); };
@@ -210,25 +204,34 @@ void DataParallelStep::combine_gradients(std::span<float> result) {
   }
   const int processes = plan_.processes;
   if (processes == 1) {  // one node, the root
+    std::copy(my_stats.begin(), my_stats.end(), all_stats.begin());
     std::copy_n(my_nodes.front(), length_, result.data());
     return;
   }
-  // Process d completes the tree on floats [d*L/N, (d+1)*L/N) of the gradient.
+  // Process d completes the tree on floats [d*L/N, (d+1)*L/N) of the gradient. What p sends d:
+  // p's statistics (its pieces' doubles, as floats' bytes), then p's nodes' part for d.
   auto chunk_begin = [&](int d) { return static_cast<size_t>(d) * length_ / processes; };
   auto chunk_size = [&](int d) { return chunk_begin(d + 1) - chunk_begin(d); };
+  auto stats_floats = [&](int p) {
+    return 2 * (plan_.last_piece(p) - plan_.first_piece(p)) * sizeof(double) / sizeof(float);
+  };
   std::vector<size_t> send_counts(static_cast<size_t>(processes));
   std::vector<size_t> recv_counts(static_cast<size_t>(processes));
   std::vector<std::vector<std::pair<size_t, size_t>>> nodes_of(static_cast<size_t>(processes));
-  size_t received = 0;
+  size_t sent = 0, received = 0;
   for (int p = 0; p < processes; ++p) {
-    nodes_of[static_cast<size_t>(p)] = plan_.nodes(p);
-    send_counts[static_cast<size_t>(p)] = mine.size() * chunk_size(p);
-    recv_counts[static_cast<size_t>(p)] = nodes_of[static_cast<size_t>(p)].size() * chunk_size(rank);
-    received += recv_counts[static_cast<size_t>(p)];
+    const auto u = static_cast<size_t>(p);
+    nodes_of[u] = plan_.nodes(p);
+    send_counts[u] = stats_floats(rank) + mine.size() * chunk_size(p);
+    recv_counts[u] = stats_floats(p) + nodes_of[u].size() * chunk_size(rank);
+    sent += send_counts[u];
+    received += recv_counts[u];
   }
-  send_.resize(mine.size() * length_);
+  send_.resize(sent);
   size_t at = 0;
   for (int d = 0; d < processes; ++d) {
+    std::memcpy(send_.data() + at, my_stats.data(), my_stats.size_bytes());
+    at += stats_floats(rank);
     for (float* node : my_nodes) {
       std::copy_n(node + chunk_begin(d), chunk_size(d), send_.data() + at);
       at += chunk_size(d);
@@ -242,6 +245,9 @@ void DataParallelStep::combine_gradients(std::span<float> result) {
   std::vector<std::pair<std::pair<size_t, size_t>, float*>> given;
   at = 0;
   for (int p = 0; p < processes; ++p) {
+    std::memcpy(all_stats.data() + 2 * plan_.first_piece(p), recv_.data() + at,
+                stats_floats(p) * sizeof(float));
+    at += stats_floats(p);
     for (const auto& node : nodes_of[static_cast<size_t>(p)]) {
       given.emplace_back(node, recv_.data() + at);
       at += chunk_size(rank);

@@ -151,7 +151,7 @@ TEST_CASE("ShardPlan: every process's tree nodes tile its pieces and all of them
   // A power-of-two K on a dividing N: one node per process (the all-reduce's volume).
   const simdnn::ShardPlan eight{8, 4};
   for (int p = 0; p < 4; ++p) CHECK(eight.nodes(p).size() == 1);
-  CHECK(simdnn::ShardPlan{8, 3}.nodes(0).size() == 2);  // pieces 0..2: [0,2) and [2,3)
+  CHECK(simdnn::ShardPlan{8, 3}.nodes(1).size() == 2);  // pieces 2..4: [2,4) and [4,5)
 }
 
 TEST_CASE("data-parallel fit: one piece is the plain loop bit for bit") {

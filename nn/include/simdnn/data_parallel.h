@@ -117,7 +117,10 @@ class DataParallelStep {
                   const Regularization& regularization, Rng& rng);
 
  private:
-  void combine_gradients(std::span<float> result);
+  // The exchange: every piece's statistics (2 doubles each) into all_stats, and the tree sum
+  // of every piece's gradient into result; two collective calls per step.
+  void combine(std::span<const double> my_stats, std::span<double> all_stats,
+               std::span<float> result);
 
   std::unique_ptr<SingleProcess> own_;  // when no collective was given
   Collective* collective_;
