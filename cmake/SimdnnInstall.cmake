@@ -19,7 +19,7 @@ set(SIMDNN_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/simdnn"
 
 # The umbrella simdnn::simdnn and the modules it links (simdnn::core, simdnn::kernels, ...).
 get_property(_simdnn_modules GLOBAL PROPERTY SIMDNN_MODULE_TARGETS)
-list(REMOVE_ITEM _simdnn_modules simdnn_serving simdnn_store)
+list(REMOVE_ITEM _simdnn_modules simdnn_serving simdnn_store simdnn_distributed)
 install(TARGETS simdnn ${_simdnn_modules}
   EXPORT simdnnTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev

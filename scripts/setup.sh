@@ -36,6 +36,9 @@ packages=(
   libboost1.81-dev libssl-dev
   # store/: the prediction store (SQLite).
   libsqlite3-dev
+  # distributed/: data-parallel training on Open MPI (train --distributed; optional at build
+  # time, built when found) and mpirun.
+  libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
 )
 if ((with_test)); then
