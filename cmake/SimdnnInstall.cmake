@@ -19,7 +19,7 @@ set(SIMDNN_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/simdnn"
 
 # The umbrella simdnn::simdnn and the modules it links (simdnn::core, simdnn::kernels, ...).
 get_property(_simdnn_modules GLOBAL PROPERTY SIMDNN_MODULE_TARGETS)
-list(REMOVE_ITEM _simdnn_modules simdnn_serving simdnn_store)
+list(REMOVE_ITEM _simdnn_modules simdnn_serving simdnn_store simdnn_distributed)
 install(TARGETS simdnn ${_simdnn_modules}
   EXPORT simdnnTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
@@ -81,8 +81,11 @@ if(SIMDNN_BUILD_TOOLS)
   # goes to share/simdnn/ as examples to copy from; a file added to deploy/ later is picked up
   # without touching this.
   if(EXISTS ${PROJECT_SOURCE_DIR}/deploy)
+    # The scripts (deploy/haproxy/render.sh, deploy/rolling-update.sh) stay executable.
     install(DIRECTORY ${PROJECT_SOURCE_DIR}/deploy/ DESTINATION ${CMAKE_INSTALL_DATADIR}/simdnn
-            COMPONENT tools)
+            COMPONENT tools
+            PATTERN "*.sh" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+                                       GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
   endif()
   # The unit where systemd looks for packaged units (relative: <prefix>/lib/systemd/system, which
   # is /usr/lib/systemd/system in the .deb and /usr/local/lib/systemd/system for the default

@@ -34,3 +34,11 @@ if(_simdnn_sanitize)
   unset(_simdnn_san_flags)
 endif()
 unset(_simdnn_sanitize)
+
+# Optimisation flags for the modules that do the arithmetic (core, kernels, optim, nn, io),
+# added after CMAKE_CXX_FLAGS_<CONFIG> so they win. The sanitizer build compiles everything else
+# (serving, store, tools, tests, fuzz targets) at -O0 and these at -O1: clang with ASan spends
+# about twice the CPU at -O1 on template-heavy code (Beast, nlohmann::json, CLI11, doctest:
+# serving's http_session.cc 182 s against 67 s), while the tests' run time is in the kernels.
+set(SIMDNN_COMPUTE_MODULE_FLAGS "" CACHE STRING
+    "Extra compile flags for core, kernels, optim, nn and io (e.g. -O1 in an -O0 build)")

@@ -86,6 +86,27 @@ History fit(Model& model, Optimizer& optimizer, Rng& rng, const LabelledSamples&
   int wait = 0;
   std::vector<Tensor> best_weights;
   const std::vector<Parameter*>& params = model.parameters();
+  std::optional<DataParallelStep> parallel;
+  if (options.data_parallel) {
+    parallel.emplace(*options.data_parallel, params);
+    const auto state = rng.state();
+    size_t parameter_count = 0;
+    for (const Parameter* p : params) parameter_count += p->value.size();
+    const uint64_t values[] = {train.count(),
+                               train.features,
+                               validation.count(),
+                               parameter_count,
+                               options.batch,
+                               parallel->plan().pieces,
+                               static_cast<uint64_t>(options.first_epoch),
+                               static_cast<uint64_t>(options.epochs),
+                               state[0] ^ state[1] ^ state[2] ^ state[3]};
+    const char* const names[] = {"the training sample count", "the sample size",
+                                 "the validation sample count", "the parameter count",
+                                 "the batch size", "the pieces per batch", "the first epoch",
+                                 "the last epoch", "the random state (seed, resumed checkpoint)"};
+    parallel->check_agreement(values, names);
+  }
   for (int epoch = options.first_epoch; epoch <= options.epochs; ++epoch) {
     if (schedule) optimizer.set_learning_rate(static_cast<float>(schedule->rate(epoch)));
     std::iota(order.begin(), order.end(), 0u);
@@ -99,13 +120,18 @@ History fit(Model& model, Optimizer& optimizer, Rng& rng, const LabelledSamples&
     for (size_t start = 0; start < order.size(); start += options.batch) {
       const size_t n = std::min(options.batch, order.size() - start);
       std::span<const uint32_t> idx(order.data() + start, n);
-      // The batch stays uint8: the first layer's GEMMs convert the pixels as they pack them.
-      const GatheredRows x{train.pixels, train.features, idx, scale};
-      gather_labels(train.labels, idx, labels);
       StepResult r;
       try {
-        r = train_step(model.network(), tape, optimizer, x, labels, options.regularization,
-                       rng);
+        if (parallel) {
+          r = parallel->step(model.network(), tape, optimizer, train, idx, scale,
+                             options.regularization, rng);
+        } else {
+          // The batch stays uint8: the first layer's GEMMs convert the pixels as they pack them.
+          const GatheredRows x{train.pixels, train.features, idx, scale};
+          gather_labels(train.labels, idx, labels);
+          r = train_step(model.network(), tape, optimizer, x, labels, options.regularization,
+                         rng);
+        }
       } catch (const NonFiniteLoss& e) {
         throw TrainingDiverged(std::string(e.what()) + " at epoch " + std::to_string(epoch) +
                                    ", sample " + std::to_string(start),

@@ -44,9 +44,9 @@ StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const
   return train_step(model, tape, optimizer, x, labels, Regularization{}, unused);
 }
 
-StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const DenseInput& x,
-                      std::span<const int32_t> labels, const Regularization& regularization,
-                      Rng& rng) {
+StepResult loss_and_gradients(Sequential& model, Tape& tape, const DenseInput& x,
+                              std::span<const int32_t> labels,
+                              const Regularization& regularization, Rng& rng) {
   tape.clear();
   const std::vector<Parameter*>& params = model.parameters();
   for (Parameter* p : params) p->zero_grad();
@@ -76,18 +76,31 @@ StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const
   }
   result.loss = tape.value(loss)[0];
   if (!std::isfinite(result.loss)) {
-    throw NonFiniteLoss("the training loss became " + std::to_string(result.loss));
+    return result;  // train_step throws NonFiniteLoss; a data-parallel step first agrees on it
   }
   tape.backward(loss);
-  if (regularization.l2 > 0.0f) {
-    for (const auto& layer : model.layers()) {
-      if (auto* dense = dynamic_cast<Dense*>(layer.get())) {
-        Parameter* kernel = &dense->weight;
-        result.loss += l2_penalty({&kernel, 1}, regularization.l2, /*add_gradient=*/true);
-      }
+  return result;
+}
+
+void add_l2_gradients(Sequential& model, float l2, double& loss) {
+  if (l2 <= 0.0f) return;
+  for (const auto& layer : model.layers()) {
+    if (auto* dense = dynamic_cast<Dense*>(layer.get())) {
+      Parameter* kernel = &dense->weight;
+      loss += l2_penalty({&kernel, 1}, l2, /*add_gradient=*/true);
     }
   }
-  optimizer.step(params);
+}
+
+StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const DenseInput& x,
+                      std::span<const int32_t> labels, const Regularization& regularization,
+                      Rng& rng) {
+  StepResult result = loss_and_gradients(model, tape, x, labels, regularization, rng);
+  if (!std::isfinite(result.loss)) {
+    throw NonFiniteLoss("the training loss became " + std::to_string(result.loss));
+  }
+  add_l2_gradients(model, regularization.l2, result.loss);
+  optimizer.step(model.parameters());
   return result;
 }
 

@@ -23,6 +23,7 @@ DEPENDS = {
     "nn": {"kernels", "optim", "io", "core"},
     "store": set(),
     "serving": {"store", "nn", "io", "optim", "kernels", "core"},
+    "distributed": {"nn", "io", "optim", "kernels", "core"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 SOURCE_SUFFIXES = {".h", ".cc"}

@@ -7,7 +7,8 @@
 #   scripts/setup.sh --test   also the test, fuzzing and packaging extras (scripts/test.sh,
 #                             test-sanitizers.sh, fuzz.sh, CI): clang with its sanitizer
 #                             runtimes and libFuzzer, LLVM's OpenMP runtime, and what the .deb
-#                             tests use (dpkg-dev, lintian, help2man, systemd-analyze)
+#                             tests use (dpkg-dev, lintian, help2man, systemd-analyze), and
+#                             Prometheus, HAProxy and socat for the deploy/ tests
 #
 # SIMDNN_BENCH_DEPS=1 adds the libraries the benchmarks compare against (optional).
 set -euo pipefail
@@ -17,7 +18,7 @@ for arg in "$@"; do
   case $arg in
     --test) with_test=1 ;;
     -h | --help)
-      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -35,6 +36,9 @@ packages=(
   libboost1.81-dev libssl-dev
   # store/: the prediction store (SQLite).
   libsqlite3-dev
+  # distributed/: data-parallel training on Open MPI (train --distributed; optional at build
+  # time, built when found) and mpirun.
+  libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
 )
 if ((with_test)); then
@@ -43,8 +47,11 @@ if ((with_test)); then
     # sanitizer runtimes and LLVM's OpenMP runtime.
     clang libclang-rt-14-dev libomp-14-dev
     # deploy/: promtool for the alert-rule tests and the Prometheus server the monitoring test
-    # scrapes serve with.
-    prometheus
+    # scrapes serve with; HAProxy in front of serve replicas and socat for its runtime API (the
+    # rolling-update test, deploy/rolling-update.sh). A deployment installs those two itself.
+    prometheus haproxy socat
+    # tests/deploy/check_k8s.py parses the Kubernetes manifests.
+    python3-yaml
     # The Debian package tests (ctest -L deb): dpkg-shlibdeps (with file, which CPack uses to
     # find the binaries) computes the package's dependencies, help2man writes the man pages,
     # lintian checks the packages, systemd-analyze verifies the unit, curl talks to the server.

@@ -35,6 +35,7 @@
 
 #include "simdnn/atomic_file.h"
 #include "simdnn/checkpoint.h"
+#include "simdnn/data_parallel.h"
 #include "simdnn/dataset.h"
 #include "simdnn/fit.h"
 #include "simdnn/idx.h"
@@ -53,6 +54,10 @@
 #include "tools/file_hash.h"
 #include "tools/training_plot.h"
 #include "tool_version.h"
+
+#if SIMDNN_WITH_MPI
+#include "simdnn/distributed/mpi.h"
+#endif
 
 namespace {
 
@@ -101,6 +106,18 @@ struct Options {
   // Which flags the user gave (the rest are defaults), for --init-from's checks.
   bool hidden_given = false, activation_given = false;
   std::vector<std::string> command_line;
+  // Data parallel (docs/distributed.md): --distributed under mpirun, --micro-shards K.
+  bool distributed = false;
+  int64_t micro_shards = 0;
+};
+
+// The processes this run trains with: one (the plain run), or an MPI job's. Process 0 (the
+// lead) alone writes the checkpoints, the model, the plot and everything on stdout.
+struct Job {
+  int rank = 0;
+  int size = 1;
+  simdnn::Collective* collective = nullptr;  // set under --distributed
+  bool lead() const { return rank == 0; }
 };
 
 using simdnn::tools::UsageError;
@@ -432,6 +449,16 @@ std::string join(const std::vector<size_t>& v) {
   return s;
 }
 
+// The end of a data-parallel run: every process waits here until the lead has written its
+// files (one tiny exchange). Nothing to wait for alone.
+void finish_together(const Job& job) {
+  if (!job.collective || job.size == 1) return;
+  const std::byte mine{1};
+  std::vector<std::byte> all(static_cast<size_t>(job.size));
+  const std::vector<size_t> counts(static_cast<size_t>(job.size), 1);
+  job.collective->all_gather(std::span(&mine, 1), all, counts);
+}
+
 // --init-from: the parent model, and the checks that the run continues its architecture:
 // input size (the data's), hidden sizes and activation (flags given), class names.
 simdnn::Model load_parent(const Options& o) {
@@ -468,7 +495,7 @@ void check_parent_architecture(const Options& o, const simdnn::Model& parent,
   }
 }
 
-int run(const Options& o) {
+int run(const Options& o, const Job& job) {
   if (o.batch <= 0) throw UsageError("--batch must be at least 1, got " + std::to_string(o.batch));
   if (o.epochs <= 0) throw UsageError("--epochs must be at least 1, got " + std::to_string(o.epochs));
   if (o.val_split < 0 || o.val_split >= 1) throw UsageError("--val-split must be in [0, 1)");
@@ -512,14 +539,21 @@ int run(const Options& o) {
     }
     schedule = s;
   }
+  if (o.micro_shards < 0) throw UsageError("--micro-shards must be >= 0 (0 = one per process)");
+  if (o.micro_shards > 0 && o.micro_shards < job.size) {
+    throw UsageError("--micro-shards " + std::to_string(o.micro_shards) + " is fewer than the " +
+                     std::to_string(job.size) + " processes: each needs at least one");
+  }
   const std::filesystem::path out = o.out;
   const std::filesystem::path checkpoint = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
-  check_out_writable(out);
-  if (!o.checkpoint.empty()) check_out_writable(checkpoint);
+  if (job.lead()) {
+    check_out_writable(out);
+    if (!o.checkpoint.empty()) check_out_writable(checkpoint);
 
-  // Temporary files of earlier runs that were killed mid-write (their process is gone).
-  simdnn::remove_stale_temp_files(out);
-  simdnn::remove_stale_temp_files(checkpoint);
+    // Temporary files of earlier runs that were killed mid-write (their process is gone).
+    simdnn::remove_stale_temp_files(out);
+    simdnn::remove_stale_temp_files(checkpoint);
+  }
 
   simdnn::set_num_threads(o.threads);
   const int threads = simdnn::resolve_threads(o.threads);
@@ -618,7 +652,7 @@ int run(const Options& o) {
   int first_epoch = 1;
   if (!o.resume.empty()) {
     first_epoch = simdnn::restore_checkpoint(o.resume, model, *optimizer, rng, config) + 1;
-    if (!o.json) std::printf("resumed from %s after epoch %d\n", o.resume.c_str(), first_epoch - 1);
+    if (!o.json && job.lead()) std::printf("resumed from %s after epoch %d\n", o.resume.c_str(), first_epoch - 1);
   }
 
   // Keras' validation_split takes the last fraction of the training data, before shuffling.
@@ -663,10 +697,14 @@ int run(const Options& o) {
 
   // A terminal gets a progress bar redrawn in place; anything else gets plain lines.
   const bool stderr_is_terminal = isatty(STDERR_FILENO) != 0;
-  const bool show_progress = o.progress && stderr_is_terminal;
+  const bool show_progress = o.progress && stderr_is_terminal && job.lead();
   std::optional<ProgressLog> progress_log;
-  if (o.progress && !stderr_is_terminal) progress_log.emplace(o.epochs, o.progress_interval);
-  if (o.json) {
+  if (o.progress && !stderr_is_terminal && job.lead()) {
+    progress_log.emplace(o.epochs, o.progress_interval);
+  }
+  if (!job.lead()) {
+    // Only the lead reports.
+  } else if (o.json) {
     std::cout << json{{"event", "start"},
                       {"data", o.data},
                       {"train_samples", train_count},
@@ -676,6 +714,7 @@ int run(const Options& o) {
                       {"threads", threads},
                       {"simd_target", simdnn::current_simd_target()},
                       {"version", info.version},
+                      {"processes", job.size},
                       {"config", json::parse(config)}}
               << std::endl;
   } else {
@@ -683,6 +722,11 @@ int run(const Options& o) {
                 "%d threads, %s\n",
                 train_count, val_count, test.images.count, info.input_height, info.input_width,
                 model.parameter_count(), threads, simdnn::current_simd_target().c_str());
+    if (job.size > 1 || o.micro_shards > 0) {
+      std::printf("data parallel: %d processes, %lld pieces per batch of %lld\n", job.size,
+                  static_cast<long long>(o.micro_shards ? o.micro_shards : job.size),
+                  static_cast<long long>(o.batch));
+    }
   }
 
   simdnn::FitOptions fit_options;
@@ -690,13 +734,17 @@ int run(const Options& o) {
   fit_options.batch = static_cast<size_t>(o.batch);
   fit_options.threads = o.threads;
   fit_options.first_epoch = first_epoch;
-  fit_options.checkpoint = checkpoint;
+  if (job.lead()) fit_options.checkpoint = checkpoint;
   fit_options.checkpoint_settings = config;
   fit_options.regularization = regularization;
   fit_options.early_stopping_patience = o.early_stopping;
   fit_options.restore_best_weights = o.restore_best;
   fit_options.lr_schedule = schedule;
   fit_options.divergence_factor = o.divergence_factor;
+  if (job.collective || o.micro_shards > 0) {
+    fit_options.data_parallel =
+        simdnn::DataParallelOptions{job.collective, static_cast<size_t>(o.micro_shards)};
+  }
   simdnn::FitCallbacks callbacks;
   auto last_print = Clock::now();
   if (show_progress) {
@@ -713,13 +761,15 @@ int run(const Options& o) {
   callbacks.on_epoch_end = [&](const simdnn::EpochResult& r) {
     if (show_progress) std::fprintf(stderr, "\n");
     if (progress_log) progress_log->on_epoch_end(r);
-    print_epoch(o, r);
+    if (job.lead()) print_epoch(o, r);
     return true;
   };
   simdnn::History history;
   try {
     history = simdnn::fit(model, *optimizer, rng, train_part, val_part, fit_options, callbacks);
   } catch (const simdnn::TrainingDiverged& e) {
+    // Every process diverges at the same step (they share the loss): each ends with 3.
+    if (!job.lead()) return simdnn::tools::kExitDiverged;
     std::fprintf(stderr, "%strain: %s; stopping without writing %s", show_progress ? "\n" : "",
                  e.what(), out.c_str());
     if (std::filesystem::exists(checkpoint)) {
@@ -727,6 +777,12 @@ int run(const Options& o) {
     }
     std::fprintf(stderr, ". Try a lower --lr.\n");
     return simdnn::tools::kExitDiverged;
+  }
+  if (!job.lead()) {
+    // The lead writes; wait for it, so that a failure there (MPI_Abort) ends this process too
+    // with its code instead of this one having already exited 0.
+    finish_together(job);
+    return simdnn::tools::kExitOk;
   }
   // The test set, once, on the final model (the restored best weights with early stopping).
   simdnn::Evaluation test_eval;
@@ -781,6 +837,11 @@ int run(const Options& o) {
       {"git_commit", SIMDNN_GIT_COMMIT},
       {"simd_target", simdnn::current_simd_target()},
   };
+  if (fit_options.data_parallel) {
+    provenance["data_parallel"] = {
+        {"processes", job.size},
+        {"pieces", o.micro_shards ? o.micro_shards : static_cast<int64_t>(job.size)}};
+  }
   if (parent) {
     provenance["parent"] = {{"path", o.init_from},
                             {"sha256", simdnn::tools::sha256_file(o.init_from)},
@@ -791,6 +852,7 @@ int run(const Options& o) {
   simdnn::save_model_validated(out, model);
   if (!o.plot.empty()) write_plot(o, info, history, val_count, test_eval, test.images.count);
   print_summary(o, out, model, test_eval, history.train_seconds, run);
+  finish_together(job);
   return simdnn::tools::kExitOk;
 }
 
@@ -881,6 +943,15 @@ int main(int argc, char** argv) {
                  "validation with --val-split) and the confusion matrix (validation set, or the "
                  "test set without --val-split)");
   app.add_flag("--json", o.json, "JSON lines on stdout");
+  app.add_flag("--distributed", o.distributed,
+               "data-parallel training across the processes of an MPI job (mpirun -np N "
+               "train --distributed ...): each takes its share of every batch, rank 0 writes "
+               "the files (docs/distributed.md)");
+  app.add_option("--micro-shards", o.micro_shards,
+                 "cut every batch into this many pieces whose gradients are summed in a fixed "
+                 "tree: any number of processes up to it then writes the same model (0 = one "
+                 "piece per process)")
+      ->capture_default_str();
   app.set_version_flag("--version", [] { return simdnn::tools::version_text("train"); },
                        "Print the version, the commit and the SIMD target, then exit");
   app.add_flag("!--no-progress", o.progress,
@@ -896,5 +967,31 @@ int main(int argc, char** argv) {
   }
   o.hidden_given = hidden->count() > 0;
   o.activation_given = activation->count() > 0;
-  return simdnn::tools::run_tool("train", [&] { return run(o); });
+  if (!o.distributed) return simdnn::tools::run_tool("train", [&] { return run(o, Job{}); });
+#if SIMDNN_WITH_MPI
+  std::optional<simdnn::distributed::MpiSession> session;
+  try {
+    session.emplace(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "train: --distributed: %s\n", e.what());
+    return simdnn::tools::kExitIoFailure;
+  }
+  const Job job{session->rank(), session->size(), &session->collective()};
+  try {
+    return run(o, job);
+  } catch (const std::exception& e) {
+    // The other processes would wait for this one in the next exchange for ever: end them all
+    // with this process's code and message.
+    std::fprintf(stderr, "train: rank %d of %d: %s\n", job.rank, job.size, e.what());
+    std::fflush(stderr);
+    const int code = simdnn::tools::exit_code_for(e);
+    if (job.size > 1) session->abort(code);
+    return code;
+  }
+#else
+  std::fprintf(stderr,
+               "train: --distributed: built without MPI (install libopenmpi-dev and configure "
+               "with -DSIMDNN_MPI=ON)\n");
+  return simdnn::tools::kExitUsage;
+#endif
 }

@@ -6,8 +6,6 @@
 // rule must evaluate without error. Skipped (with a message) only when the prometheus binary is
 // missing; scripts/setup.sh installs it.
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <chrono>
 #include <filesystem>
@@ -33,42 +31,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-std::string find_prometheus() {
-  for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin"}) {
-    const fs::path p = fs::path(dir) / "prometheus";
-    if (fs::exists(p)) return p.string();
-  }
-  return {};
-}
-
-// A port that was free a moment ago (bind to 0, read it, close).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::string url_encode(const std::string& s) {
-  std::string out;
-  char buf[4];
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 // The alert rules' expressions, one line each (alerts.yml keeps that form), reduced to their
 // signal: `<signal> <op> <threshold>` -> `<signal>`.
@@ -103,39 +65,9 @@ std::vector<std::string> dashboard_exprs(const fs::path& dashboard) {
   return out;
 }
 
-// A running prometheus, killed and reaped on destruction.
-struct PrometheusProcess {
-  pid_t pid = -1;
-  ~PrometheusProcess() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-  void start(const std::string& binary, const std::vector<std::string>& args,
-             const fs::path& log) {
-    std::vector<std::string> storage = {binary};
-    storage.insert(storage.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& s : storage) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-};
-
 TEST_CASE("monitoring: a real Prometheus scrapes serve, every dashboard and alert expression "
           "returns data") {
-  const std::string prometheus = find_prometheus();
+  const std::string prometheus = find_program("prometheus");
   if (prometheus.empty()) {
     MESSAGE("SKIPPED: no prometheus binary (Debian package prometheus; scripts/setup.sh "
             "installs it)");
@@ -233,13 +165,13 @@ TEST_CASE("monitoring: a real Prometheus scrapes serve, every dashboard and aler
     std::ofstream out(dir / "prometheus.yml");
     out << config;
   }
-  PrometheusProcess prom;
-  prom.start(prometheus,
+  ChildProcess prom;
+  REQUIRE(prom.start(prometheus,
              {"--config.file=" + (dir / "prometheus.yml").string(),
               "--storage.tsdb.path=" + (dir / "tsdb").string(),
               "--web.listen-address=127.0.0.1:" + std::to_string(prom_port),
               "--log.level=warn"},
-             dir / "prometheus.log");
+             dir / "prometheus.log"));
 
   HttpClient api("127.0.0.1", prom_port, 5s);
   auto query = [&](const std::string& expr) -> nlohmann::json {

@@ -3,9 +3,12 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +16,9 @@
 #include <mutex>
 #include <thread>
 
+#include <cctype>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -249,6 +254,99 @@ struct ServeProcess {
   std::thread drain_;
   std::mutex mutex_;
   std::string stdout_;
+};
+
+// The full path of an installed program (prometheus, haproxy, ...), or "" when absent.
+inline std::string find_program(const std::string& name) {
+  for (const char* dir : {"/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"}) {
+    const std::filesystem::path p = std::filesystem::path(dir) / name;
+    if (::access(p.c_str(), X_OK) == 0) return p.string();
+  }
+  return {};
+}
+
+// Percent-encodes everything but RFC 3986's unreserved characters (a query parameter's value).
+inline std::string url_encode(const std::string& s) {
+  std::string out;
+  char buf[4];
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// A loopback port that was free a moment ago (bind to 0, read it, close). For programs that
+// cannot be told to pick their own port and report it.
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// A program other than serve (prometheus, haproxy, ...) running in the background, stdout and
+// stderr to `log`. Killed (SIGKILL) and reaped on destruction if still running. start() and
+// exited() do not use doctest assertions, so a supervising thread may call them.
+struct ChildProcess {
+  pid_t pid = -1;
+
+  ChildProcess() = default;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess() { kill_and_reap(); }
+
+  // false when fork fails (an exec failure shows as exit code 127).
+  bool start(const std::string& program, const std::vector<std::string>& args,
+             const std::filesystem::path& log) {
+    std::vector<std::string> storage = {program};
+    storage.insert(storage.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : storage) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    pid = ::fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    return true;
+  }
+
+  // Reaps the process if it has ended (without waiting); true once it has.
+  bool exited() {
+    if (pid <= 0) return true;
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) != pid) return false;
+    exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    pid = -1;
+    return true;
+  }
+
+  void kill_and_reap() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      pid = -1;
+    }
+  }
+
+  int exit_code = -1;  // once exited()
 };
 
 }  // namespace simdnn::test

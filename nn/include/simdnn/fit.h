@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "simdnn/batches.h"
+#include "simdnn/data_parallel.h"
 #include "simdnn/evaluation.h"
 #include "simdnn/lr_schedule.h"
 #include "simdnn/model.h"
@@ -63,6 +64,13 @@ struct FitOptions {
   // without being called diverged. 0 = only NaN/infinity.
   double divergence_factor = 3.0;
   size_t divergence_window = 20;
+  // Data-parallel training (<simdnn/data_parallel.h>): this process trains on its pieces of
+  // every batch and combines the gradients with the other processes'; every process must call
+  // fit() with the same data, model, options and rng state (checked once at the start). Each
+  // process evaluates the validation set itself (the same result everywhere, so early stopping
+  // and the schedule decide alike); give a checkpoint path to one process only. Not set: the
+  // plain single-process loop.
+  std::optional<DataParallelOptions> data_parallel;
 };
 
 // After every step.
