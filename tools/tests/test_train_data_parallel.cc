@@ -13,6 +13,8 @@
 
 namespace fs = std::filesystem;
 using simdnn::test::contains;
+using simdnn::test::model_weights;
+using simdnn::test::same_bits;
 using simdnn::test::run_tool;
 using simdnn::test::TempDir;
 using simdnn::test::write_raw;
@@ -33,19 +35,6 @@ void write_csv(const fs::path& path, int rows, uint64_t seed) {
     text += "\n";
   }
   write_raw(path, std::vector<uint8_t>(text.begin(), text.end()));
-}
-
-std::vector<float> weights(const fs::path& model_path) {
-  simdnn::Model model = simdnn::load_model(model_path);
-  std::vector<float> out;
-  for (const simdnn::Parameter* p : model.parameters()) {
-    out.insert(out.end(), p->value.data(), p->value.data() + p->value.size());
-  }
-  return out;
-}
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 }  // namespace
@@ -70,10 +59,10 @@ TEST_CASE("train --micro-shards: one piece is the plain step and four pieces tra
   const auto four = run_tool(SIMDNN_TRAIN_BIN, args("four.safetensors", "4"), dir.path());
   REQUIRE_MESSAGE(four.exit_code == 0, four.err);
   CHECK(contains(four.out, "data parallel: 1 processes, 4 pieces per batch of 16"));
-  const std::vector<float> w = weights(dir / "plain.safetensors");
-  CHECK(same_bits(w, weights(dir / "one.safetensors")));
+  const std::vector<float> w = model_weights(dir / "plain.safetensors");
+  CHECK(same_bits(w, model_weights(dir / "one.safetensors")));
   // Four pieces sum the gradient in another order: close, not the same bits.
-  const std::vector<float> w4 = weights(dir / "four.safetensors");
+  const std::vector<float> w4 = model_weights(dir / "four.safetensors");
   CHECK_FALSE(same_bits(w, w4));
   REQUIRE(w4.size() == w.size());
   double max_diff = 0;

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include <cctype>
+#include <cstring>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +30,7 @@
 #include "simdnn/image.h"
 #include "simdnn/image_ops.h"
 #include "simdnn/model.h"
+#include "simdnn/model_file.h"
 #include "simdnn/random.h"
 #include "tests/io_test_support.h"
 #include "tests/support/image_encode.h"
@@ -84,6 +86,21 @@ struct CommandResult {
   std::string out;
   std::string err;
 };
+
+// Every parameter's floats of a model file, in order: two files that differ only in their
+// metadata (provenance names the command line) compare equal by these.
+inline std::vector<float> model_weights(const std::filesystem::path& model_path) {
+  Model model = load_model(model_path);
+  std::vector<float> out;
+  for (const Parameter* p : model.parameters()) {
+    out.insert(out.end(), p->value.data(), p->value.data() + p->value.size());
+  }
+  return out;
+}
+
+inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
 
 inline std::string read_text(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -20,6 +20,8 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using simdnn::test::CommandResult;
 using simdnn::test::contains;
+using simdnn::test::model_weights;
+using simdnn::test::same_bits;
 using simdnn::test::read_text;
 using simdnn::test::run_tool;
 using simdnn::test::TempDir;
@@ -79,21 +81,6 @@ CommandResult plain(const std::vector<std::string>& args, const TempDir& dir) {
   return run_tool(SIMDNN_TRAIN_BIN, args, dir.path());
 }
 
-// The model's weights, every parameter's floats in order (the file's provenance differs with
-// the command line).
-std::vector<float> weights(const fs::path& model_path) {
-  simdnn::Model model = simdnn::load_model(model_path);
-  std::vector<float> out;
-  for (const simdnn::Parameter* p : model.parameters()) {
-    out.insert(out.end(), p->value.data(), p->value.data() + p->value.size());
-  }
-  return out;
-}
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 double test_accuracy(const CommandResult& r) {
   for (const std::string& line : simdnn::test::split_lines(r.out)) {
     const json j = json::parse(line, nullptr, false);
@@ -138,7 +125,8 @@ TEST_CASE("distributed train: 1 process under mpirun trains the plain run's weig
   REQUIRE_MESSAGE(p.exit_code == 0, p.err);
   const CommandResult m = mpirun(1, train_args(data, dir / "mpi.safetensors"), dir);
   REQUIRE_MESSAGE(m.exit_code == 0, m.err);
-  CHECK(same_bits(weights(dir / "plain.safetensors"), weights(dir / "mpi.safetensors")));
+  CHECK(same_bits(model_weights(dir / "plain.safetensors"),
+                  model_weights(dir / "mpi.safetensors")));
   CHECK(test_accuracy(p) == test_accuracy(m));
 }
 
@@ -158,7 +146,8 @@ TEST_CASE("distributed train: 2 and 3 processes (uneven shards) train as well as
   CHECK(std::abs(a3 - a1) <= 0.03);
   // Different decompositions round differently: not the same bits (else the test shows nothing
   // about the sharding having happened).
-  CHECK_FALSE(same_bits(weights(dir / "one.safetensors"), weights(dir / "three.safetensors")));
+  CHECK_FALSE(same_bits(model_weights(dir / "one.safetensors"),
+                        model_weights(dir / "three.safetensors")));
 }
 
 TEST_CASE("distributed train: fixed micro-shards give the same weights for 1 2 and 3 processes") {
@@ -175,9 +164,9 @@ TEST_CASE("distributed train: fixed micro-shards give the same weights for 1 2 a
   REQUIRE_MESSAGE(two.exit_code == 0, two.err);
   const CommandResult three = mpirun(3, args("three.safetensors"), dir);
   REQUIRE_MESSAGE(three.exit_code == 0, three.err);
-  const std::vector<float> w1 = weights(dir / "one.safetensors");
-  CHECK(same_bits(w1, weights(dir / "two.safetensors")));
-  CHECK(same_bits(w1, weights(dir / "three.safetensors")));
+  const std::vector<float> w1 = model_weights(dir / "one.safetensors");
+  CHECK(same_bits(w1, model_weights(dir / "two.safetensors")));
+  CHECK(same_bits(w1, model_weights(dir / "three.safetensors")));
   // More pieces than processes is required.
   const CommandResult few = mpirun(3, {"--micro-shards", "2", "--data", data.string()}, dir);
   CHECK(few.exit_code == 1);
@@ -230,6 +219,7 @@ TEST_CASE("distributed train: --resume under mpirun continues to the uninterrupt
   args.insert(args.end(), {"--resume", (dir / "part.safetensors.ckpt").string()});
   const CommandResult resumed = mpirun(2, args, dir);
   REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.err);
-  CHECK(same_bits(weights(dir / "whole.safetensors"), weights(dir / "resumed.safetensors")));
+  CHECK(same_bits(model_weights(dir / "whole.safetensors"),
+                  model_weights(dir / "resumed.safetensors")));
   CHECK(test_accuracy(whole) == test_accuracy(resumed));
 }
