@@ -61,12 +61,12 @@ struct HttpServer::Impl {
 
   void do_accept() {
     acceptor.async_accept(net::make_strand(ioc),
-                          [this](boost::system::error_code ec, tcp::socket socket) {
+                          [this](boost::system::error_code ec, ConnectionSocket socket) {
                             on_accept(ec, std::move(socket));
                           });
   }
 
-  void on_accept(boost::system::error_code ec, tcp::socket socket) {
+  void on_accept(boost::system::error_code ec, ConnectionSocket socket) {
     if (!acceptor.is_open()) return;  // drained
     if (ec) {
       // Out of file descriptors (or a connection reset before accept): retry shortly rather

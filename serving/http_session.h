@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -63,9 +65,15 @@ class ConnectionHub {
   std::atomic<size_t> body_bytes_{0};
 };
 
-// Serves an accepted socket (whose executor is a strand of its own) until it closes; TLS
-// when `tls` is not null. The connection keeps itself alive through its pending operations.
-void start_connection(ConnectionHub& hub, boost::asio::ip::tcp::socket socket,
+// A connection's executor: a strand of its own on the server's io_context. Named as a concrete
+// type rather than tcp::socket's type-erased any_io_executor, which every composed read and
+// write copied, moved and destroyed several times per request (about 5% of a request's CPU).
+using ConnectionExecutor = boost::asio::strand<boost::asio::io_context::executor_type>;
+using ConnectionSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, ConnectionExecutor>;
+
+// Serves an accepted socket until it closes; TLS when `tls` is not null. The connection keeps
+// itself alive through its pending operations.
+void start_connection(ConnectionHub& hub, ConnectionSocket socket,
                       boost::asio::ssl::context* tls);
 
 }  // namespace simdnn::serving
