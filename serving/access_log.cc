@@ -1,5 +1,6 @@
 #include "access_log.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -15,6 +16,20 @@ namespace {
 
 // Fields come from the client (path, peer, id): JSON-quote them, replacing invalid UTF-8.
 void append_string(std::string& out, std::string_view s) {
+  // The usual field (an id, a path, an address) is printable ASCII, where JSON quoting only
+  // escapes '"' and '\\' (as nlohmann::json's dump does): quoted here without building a json
+  // value and a temporary string per field.
+  const bool printable =
+      std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+  if (printable) {
+    out += '"';
+    for (const char c : s) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+    return;
+  }
   out += nlohmann::json(std::string(s)).dump(-1, ' ', false,
                                              nlohmann::json::error_handler_t::replace);
 }

@@ -130,7 +130,8 @@ ModelVersion::ModelVersion(std::string name_, std::string version_, int64_t numb
         return std::move(model_);
       }()),
       writer(model.info(), model.num_classes(), FloatStyle::kShortest),
-      version_json(json(version).dump(-1, ' ', false, json::error_handler_t::replace)) {}
+      version_json(json(version).dump(-1, ' ', false, json::error_handler_t::replace)),
+      name_json(json(name).dump(-1, ' ', false, json::error_handler_t::replace)) {}
 
 // ---- ModelSet -------------------------------------------------------------------------------
 

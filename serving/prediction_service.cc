@@ -180,12 +180,15 @@ Reply PredictionService::route(const Request& request, Exchange& exchange) {
       if (reply.status == 200 && !reply.body.empty() && reply.body.back() == '}') {
         // The id is printable ASCII (sanitize_request_id); json quotes '"' and '\\'.
         reply.body.pop_back();
-        reply.body += R"(,"request_id":)";
-        reply.body += json(exchange.id).dump();
+        reply.body += R"(,"request_id":")";
+        for (const char c : exchange.id) {  // as json(id).dump() quotes printable ASCII
+          if (c == '"' || c == '\\') reply.body += '\\';
+          reply.body += c;
+        }
+        reply.body += '"';
         if (exchange.served) {
           reply.body += R"(,"model_name":)";
-          reply.body += json(exchange.served->name).dump(-1, ' ', false,
-                                                          json::error_handler_t::replace);
+          reply.body += exchange.served->name_json;
         }
         reply.body += '}';
       }
@@ -244,7 +247,8 @@ Reply PredictionService::predict(std::string_view content_type,
                                 ": send application/json, an image (image/png, image/jpeg, ...) "
                                 "or multipart/form-data with a file part");
   }
-  std::string image_name = "request body (" + type + ")";
+  std::string image_name;  // for image errors only: not built for JSON bodies
+  if (is_image) image_name = "request body (" + type + ")";
   if (is_multipart) {
     FilePart part;
     if (auto error = parse_multipart_file(content_type, body, part)) {

@@ -83,6 +83,7 @@ struct ModelVersion {
   FileIdentity file_identity;
   PredictionWriter writer;           // this version's labels and version for /predict bodies
   std::string version_json;          // `version` JSON-quoted
+  std::string name_json;             // `name` JSON-quoted (invalid UTF-8 replaced)
   const Metrics::ModelSeries* series = nullptr;  // its model_inference_* series
 
   ModelVersion(std::string name, std::string version, int64_t number, Model model);
