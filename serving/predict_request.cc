@@ -184,7 +184,9 @@ class PredictJsonHandler {
 // in range. It accepts only valid JSON of that shape and converts numbers as the SAX path does
 // (integers exactly, others with a correctly rounded from_chars), so the two agree on every
 // body the fast path accepts. Anything else, errors included, returns false and goes to the
-// SAX parser, which then produces the precise message. About 8x faster for 784 numbers.
+// SAX parser, which then produces the precise message. About 8x faster for 784 numbers than
+// the SAX parser; with the inline small-integer path in row(), 24k instructions for a
+// 784-value MNIST-like body against 52k before (callgrind).
 class FastPredictParser {
  public:
   FastPredictParser(std::string_view body, size_t input_size, size_t max_batch,
@@ -234,13 +236,50 @@ class FastPredictParser {
   // [v, v, ...] with exactly input_size values.
   bool row() {
     if (out_.rows >= max_batch_ || !consume('[')) return false;
+    const size_t base = out_.pixels.size();
+    out_.pixels.resize(base + input_size_);
+    float* const values = out_.pixels.data() + base;
+    // The common value is 0..255 written as 1-3 digits without a leading zero, right before
+    // ',' or ']' (a typical image is mostly "0," and "255,"): parsed inline on a local cursor,
+    // about 15 instructions a value. Anything else (spaces, fractions, exponents, 4+ digits,
+    // > 255, "01", the last few bytes of the body) goes to number() and consume(), which
+    // decide exactly as before.
+    const char* p = p_;
+    const char* const end = end_;
     for (size_t i = 0; i < input_size_; ++i) {
-      if (i && !consume(',')) return false;
+      if (i) {
+        if (p < end && *p == ',') {
+          ++p;
+        } else {
+          p_ = p;
+          if (!consume(',')) return false;
+          p = p_;
+        }
+      }
+      if (end - p >= 4 && p[0] == '0' && (p[1] == ',' || p[1] == ']')) {  // most pixels
+        values[i] = 0.0f;
+        ++p;
+        continue;
+      }
+      if (end - p >= 4 && is_digit(p[0])) {
+        const char* q = p;
+        unsigned value = static_cast<unsigned>(*q++ - '0');
+        if (value != 0 && is_digit(*q)) {
+          value = value * 10 + static_cast<unsigned>(*q++ - '0');
+          if (is_digit(*q)) value = value * 10 + static_cast<unsigned>(*q++ - '0');
+        }
+        if ((*q == ',' || *q == ']') && value <= 255) {
+          values[i] = static_cast<float>(value);
+          p = q;
+          continue;
+        }
+      }
+      p_ = p;
       skip_space();
-      float v;
-      if (!number(v)) return false;
-      out_.pixels.push_back(v);
+      if (!number(values[i])) return false;
+      p = p_;
     }
+    p_ = p;
     if (!consume(']')) return false;
     ++out_.rows;
     return true;
