@@ -61,6 +61,9 @@ fi
 # Bench-only comparisons (optional; the build works without them).
 if [[ "${SIMDNN_BENCH_DEPS:-0}" == "1" ]]; then
   packages+=(libopenblas-dev libdnnl-dev)
+  # bench/serve_load.sh: wrk, and the seed's stack it compares serve with (bench/flask_app.py:
+  # Flask under gunicorn with PyTorch and prometheus_client). No test needs them.
+  packages+=(wrk python3-flask gunicorn python3-torch python3-prometheus-client)
 fi
 
 missing=()
