@@ -174,6 +174,43 @@ TEST_CASE("serve attack: 300 idle keep-alive connections, a fresh probe is answe
   server.check_rss();
 }
 
+// The keep-alive timeout runs on one timer per connection that is not re-armed per request
+// (http_session.cc, arm_idle_timer): an idle connection must still close on time, and one that
+// keeps sending must outlive several timeouts.
+TEST_CASE("serve attack: --keep-alive-timeout closes an idle connection, not a busy one") {
+  AttackServer server({"--keep-alive-timeout", "1"});
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+  // Busy: a request every 300 ms for 2.4 s, all on one connection, all answered.
+  const int busy = simdnn::test::connect_loopback(server.proc.port);
+  REQUIRE(busy >= 0);
+  int answered = 0;
+  for (int i = 0; i < 8; ++i) {
+    if (i > 0) std::this_thread::sleep_for(300ms);
+    if (!simdnn::test::send_all(busy, request)) break;
+    const std::string r = simdnn::test::read_responses(busy, 1, 3s);
+    if (simdnn::test::status_of(r) != 200) break;
+    ++answered;
+  }
+  ::close(busy);
+  CHECK(answered == 8);
+
+  // Idle after one answer: the server closes it about a second later (EOF), not before.
+  const int idle = simdnn::test::connect_loopback(server.proc.port);
+  REQUIRE(idle >= 0);
+  REQUIRE(simdnn::test::send_all(idle, request));
+  CHECK(simdnn::test::status_of(simdnn::test::read_responses(idle, 1, 3s)) == 200);
+  const auto answered_at = Clock::now();
+  const std::string rest = simdnn::test::read_responses(idle, 1, 6s);  // returns at EOF
+  const double seconds = std::chrono::duration<double>(Clock::now() - answered_at).count();
+  ::close(idle);
+  INFO("closed after " << seconds << " s");
+  CHECK(rest.empty());
+  CHECK(seconds >= 0.8);
+  CHECK(seconds < 1.0 + kAnswerSeconds);
+  server.probe();
+}
+
 TEST_CASE("serve attack: 100 slowloris connections (a header byte a second), probes answered") {
   AttackServer server;
   simdnn::test::Slowloris slow(server.proc.port, 100, 1s);
