@@ -129,7 +129,10 @@ serve_args=(--model "$model" --host 127.0.0.1 --port "$port")
 [[ -n "$serve_threads" ]] && serve_args+=(--threads "$serve_threads")
 ((${#extra_serve_args[@]})) && serve_args+=("${extra_serve_args[@]}")
 # The floor needs room for its connections, where serve has a limit on them.
-if "$build_dir/tools/serve" --help 2>&1 | grep -q -- "--max-connections"; then
+# (The help is captured first: with pipefail, grep -q closing the pipe early could kill serve
+# with SIGPIPE, fail the test, and leave serve at its default 1,024 connections.)
+serve_help=$("$build_dir/tools/serve" --help 2>&1 || true)
+if grep -q -- "--max-connections" <<< "$serve_help"; then
   serve_args+=(--max-connections $((floor_idle + floor_slow + 1000)))
 fi
 "$build_dir/tools/serve" "${serve_args[@]}" > "$scratch/serve.log" 2>&1 &
