@@ -107,14 +107,6 @@ constexpr int64_t kDirectAMaxN = 0;
 // Tiles of up to this many rows read A in place: one general register per row pointer, and
 // the 12-row tall tile would run out of them.
 constexpr size_t kDirectAMaxMR = 6;
-// AVX2 only: B packed in chunks of about this size just before use when a call has one block
-// of rows (GemmPlan::b_chunk_bytes). Half of L1, beside the A panels.
-#if HWY_TARGET == HWY_AVX2
-constexpr int64_t kBChunkBytes = 16 * 1024;
-#else
-constexpr int64_t kBChunkBytes = 0;
-#endif
-
 // Unroll pragmas need literals; 16 covers every MR and NV above (a factor below the trip count
 // leaves the accumulators in memory).
 #define SIMDNN_GEMM_UNROLL HWY_UNROLL(16)

@@ -45,7 +45,6 @@ void PlanTile(int64_t m, int64_t n, bool trans_b, detail::GemmPlan* plan) {
   plan->mc_max = kMC;
   plan->nc_max = kNC;
   plan->direct_b_max_panels = kDirectBMaxPanels;
-  plan->b_chunk_bytes = kBChunkBytes;
   if (m <= kSmallMaxM) {
     plan->mr = m;
     // Transposed B is packed anyway: one-vector strips pack ~15% faster than wide ones
@@ -279,12 +278,6 @@ void gemm_rect(const detail::GemmKernels& kern, const detail::GemmPlan& plan, co
     }
     return av;
   };
-  // One block of rows (a small batch, e.g. dX = dY * W1^T at batch 32): B is used by this
-  // block only, so pack it a few strips at a time right before the A panels walk them, while
-  // they are still in L1 (packing all 784 x 128 of W1^T first wrote 400 KB that came back
-  // from L2 or L3). Same operations per element of C, hence the same bits.
-  const bool chunked_b = plan.b_chunk_bytes > 0 && rows <= mc_step;
-
   for (int64_t jc = j_begin; jc < j_end; jc += nc_step) {
     const int64_t nc = std::min(nc_step, j_end - jc);
     const int64_t strips = div_ceil(nc, plan.nr);
@@ -294,26 +287,6 @@ void gemm_rect(const detail::GemmKernels& kern, const detail::GemmPlan& plan, co
       // The first depth block applies beta; later ones accumulate onto it.
       const float beta = pc == 0 ? pr.beta : 1.0f;
       const detail::GemmBView direct{pr.b + pc * pr.ldb + jc, plan.nr, pr.ldb};
-      if (chunked_b) {
-        const detail::GemmAView av = prepare_a(i_begin, rows, pc, kc);
-        float* c = pr.c + i_begin * pr.ldc + jc;
-        if (full_strips > 0) {
-          kern.macro(plan, av, rows, kc, direct, 0, full_strips, nc, pr.alpha, beta, c, pr.ldc,
-                     depths);
-        }
-        const int64_t strip_bytes = kc * plan.nr * static_cast<int64_t>(sizeof(float));
-        const int64_t chunk = std::max<int64_t>(1, plan.b_chunk_bytes / strip_bytes);
-        for (int64_t s = full_strips; s < strips; s += chunk) {
-          const int64_t e = std::min(strips, s + chunk);
-          // Strips s .. e-1 of this panel are strips 0 .. e-s-1 of the panel starting s*nr
-          // further right, packed at the start of bp.
-          kern.pack_b(plan, pr.trans_b, pr.b, pr.ldb, pc, kc, jc + s * plan.nr,
-                      nc - s * plan.nr, 0, e - s, bp);
-          const detail::GemmBView packed{bp, kc * plan.nr, plan.nr};
-          kern.macro(plan, av, rows, kc, packed, s, e, nc, pr.alpha, beta, c, pr.ldc, depths);
-        }
-        continue;
-      }
       if (full_strips < strips) {
         kern.pack_b(plan, pr.trans_b, pr.b, pr.ldb, pc, kc, jc, nc, full_strips, strips, bp);
       }

@@ -24,9 +24,6 @@ struct GemmPlan {
   // read in place by the micro-kernel instead of packed; 0: A is always packed. Packing A is
   // paid once per block and amortised over the columns, so it matters only for narrow C.
   int64_t direct_a_max_n = 0;
-  // > 0: when a call's rows are one block of A (mc), B is packed about this many bytes of
-  // strips at a time, each chunk right before it is used; 0: all of a kc x nc panel first.
-  int64_t b_chunk_bytes = 0;
 };
 
 // Where the mc x kc block of op(A) that a compute call reads lives: its first direct_panels

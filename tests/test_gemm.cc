@@ -250,10 +250,10 @@ TEST_CASE("gemm: small-m NN reads B in place (m up to 4 tall tiles + 1), ragged 
   check_all_targets(cases, 2);
 }
 
-TEST_CASE("gemm: A read in place for narrow C, B packed in chunks, 8 x 8 transposes") {
+TEST_CASE("gemm: A read in place for narrow C, 8 x 8 transposes of B") {
   // AVX2 reads full panels of a row-major A in place up to n = 256 (A^T and lda a multiple of
-  // 1024 floats stay packed), packs B a few strips at a time when the rows are one block (mc =
-  // 240), and transposes B in 8 x 8 blocks; every target checks the same shapes.
+  // 1024 floats stay packed) and transposes B in 8 x 8 blocks; every target checks the same
+  // shapes.
   std::vector<GemmCase> cases;
   uint64_t seed = 9000;
   for (Transpose ta : kTrans) {
@@ -264,7 +264,8 @@ TEST_CASE("gemm: A read in place for narrow C, B packed in chunks, 8 x 8 transpo
                              m % 5 ? 0.0f : 0.7f, m % 4, n % 3, 1, ++seed);
         }
       }
-      // Transposed B over many 16-wide strips and several chunks, ragged last strip.
+      // Transposed B over many 16-wide strips, depths around the 8 x 8 blocks, ragged last
+      // strip.
       for (int64_t k : {7, 8, 9, 17, 128, 600}) {
         cases.emplace_back(ta, tb, 32, 799, k, 1.0f, k % 2 ? 1.0f : 0.0f, 1, 3, 2, ++seed);
       }
@@ -277,9 +278,8 @@ TEST_CASE("gemm: A read in place for narrow C, B packed in chunks, 8 x 8 transpo
 }
 
 TEST_CASE("gemm: the first columns of a wide C equal a narrow C bit for bit, every target") {
-  // Up to n = 256 AVX2 reads A in place, above it packs A; with one block of rows B is packed
-  // in chunks: neither may change a bit. C(m x 200) against the first 200 columns of
-  // C(m x 600) with the same A and B (ldb = 600).
+  // Up to n = 256 AVX2 reads A in place, above it packs A: that may not change a bit.
+  // C(m x 200) against the first 200 columns of C(m x 600) with the same A and B.
   const Transpose T = Transpose::kYes;
   for (Transpose ta : kTrans) {
     for (Transpose tb : kTrans) {
