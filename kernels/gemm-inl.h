@@ -92,6 +92,21 @@ constexpr int64_t kNC = 3072;  // multiple of every nr
 // Packed B up to this size stays in L1 (32 KiB) beside an A panel: see MacroKernel.
 constexpr int64_t kSmallBBytes = 16 * 1024;
 
+// AVX2 only: up to this many columns of C per call, full panels of a row-major A are read in
+// place, not packed (GemmPlan::direct_a_max_n; see gemm_rect for the cases that still pack). Packing A costs about one pass over it per block and is
+// amortised over the columns: at 256 x 128 x 784 (X * W1, batch 256) PackA was ~11% of the
+// call on Zen 3, at n = 784 or more ~1% or less. Other targets keep packing (unmeasured there;
+// AVX-512 unchanged).
+#if HWY_TARGET == HWY_AVX2
+constexpr bool kDirectAEnabled = true;
+constexpr int64_t kDirectAMaxN = 256;
+#else
+constexpr bool kDirectAEnabled = false;
+constexpr int64_t kDirectAMaxN = 0;
+#endif
+// Tiles of up to this many rows read A in place: one general register per row pointer, and
+// the 12-row tall tile would run out of them.
+constexpr size_t kDirectAMaxMR = 6;
 // Unroll pragmas need literals; 16 covers every MR and NV above (a factor below the trip count
 // leaves the accumulators in memory).
 #define SIMDNN_GEMM_UNROLL HWY_UNROLL(16)
@@ -100,13 +115,23 @@ constexpr int64_t kSmallBBytes = 16 * 1024;
 // per k (zero-padded), b row p is at b + p * k_stride. Only the m_valid x n_valid corner of C
 // is touched. kIndexed: ap holds only the kc depths listed in depth (see CompactZeroDepths),
 // and the q-th of them multiplies b row depth[q].
-template <size_t MR, size_t NV, bool kIndexed = false>
+// kDirectA: A is read in place instead, row i at depth p at ap + i * a_row_stride +
+// p * a_k_stride (the same values in the same order, hence the same bits as packed).
+template <size_t MR, size_t NV, bool kIndexed = false, bool kDirectA = false>
 HWY_INLINE void MicroTile(int64_t kc, const float* HWY_RESTRICT ap, const float* HWY_RESTRICT b,
                           int64_t k_stride, float* HWY_RESTRICT c, int64_t ldc, size_t m_valid,
                           size_t n_valid, float alpha, float beta,
-                          const int32_t* HWY_RESTRICT depth = nullptr) {
+                          const int32_t* HWY_RESTRICT depth = nullptr, int64_t a_row_stride = 0,
+                          int64_t a_k_stride = 0) {
+  static_assert(!(kIndexed && kDirectA), "indexed depths come only with packed (gathered) A");
   const DF d;
   constexpr size_t NR = NV * kLanes;
+  // Direct A: one pointer per row and one offset advanced per depth (base + index addressing
+  // in the broadcasts, one add per depth).
+  const float* HWY_RESTRICT arow[MR];
+  SIMDNN_GEMM_UNROLL
+  for (size_t i = 0; i < MR; ++i) arow[i] = ap + static_cast<int64_t>(i) * a_row_stride;
+  int64_t a_off = 0;
   VF acc[MR][NV];
   SIMDNN_GEMM_UNROLL
   for (size_t i = 0; i < MR; ++i) {
@@ -127,11 +152,15 @@ HWY_INLINE void MicroTile(int64_t kc, const float* HWY_RESTRICT ap, const float*
     for (size_t v = 0; v < NV; ++v) bv[v] = hn::LoadU(d, b + v * kLanes);
     SIMDNN_GEMM_UNROLL
     for (size_t i = 0; i < MR; ++i) {
-      const VF ai = hn::Set(d, ap[i]);
+      const VF ai = hn::Set(d, kDirectA ? arow[i][a_off] : ap[i]);
       SIMDNN_GEMM_UNROLL
       for (size_t v = 0; v < NV; ++v) acc[i][v] = hn::MulAdd(ai, bv[v], acc[i][v]);
     }
-    ap += MR;
+    if constexpr (kDirectA) {
+      a_off += a_k_stride;
+    } else {
+      ap += MR;
+    }
     if constexpr (!kIndexed) b += k_stride;
   }
 
@@ -212,6 +241,55 @@ HWY_INLINE void CopyPadded(const float* HWY_RESTRICT src, int64_t n, float* HWY_
 HWY_INLINE void TransposeCopy(const float* HWY_RESTRICT src, int64_t ld_src, int64_t rows,
                               int64_t depth, float* HWY_RESTRICT dst, int64_t ld_dst) {
   int64_t j = 0;
+#if HWY_TARGET == HWY_AVX2
+  // 8 x 8 blocks in ymm registers (24 shuffles and 8 full-width stores per 64 floats, against
+  // 32 and 16 in 4 x 4 blocks): packing the transposed 784 x 128 W1 into 16-wide strips was
+  // ~22% of dX = dY * W1^T at batch 32 on Zen 3. Rows past the last 8 go on below.
+  if (depth >= 8) {
+    const hn::Full256<float> d8;
+    const hn::Repartition<double, decltype(d8)> d8d;
+    const auto lo64 = [&](hn::Vec<decltype(d8)> a, hn::Vec<decltype(d8)> b) HWY_ATTR {
+      return hn::BitCast(d8, hn::InterleaveLower(d8d, hn::BitCast(d8d, a), hn::BitCast(d8d, b)));
+    };
+    const auto hi64 = [&](hn::Vec<decltype(d8)> a, hn::Vec<decltype(d8)> b) HWY_ATTR {
+      return hn::BitCast(d8, hn::InterleaveUpper(d8d, hn::BitCast(d8d, a), hn::BitCast(d8d, b)));
+    };
+    for (; j + 8 <= rows; j += 8) {
+      const float* s0 = src + j * ld_src;
+      int64_t p = 0;
+      for (; p + 8 <= depth; p += 8) {
+        const auto r0 = hn::LoadU(d8, s0 + p), r1 = hn::LoadU(d8, s0 + ld_src + p);
+        const auto r2 = hn::LoadU(d8, s0 + 2 * ld_src + p);
+        const auto r3 = hn::LoadU(d8, s0 + 3 * ld_src + p);
+        const auto r4 = hn::LoadU(d8, s0 + 4 * ld_src + p);
+        const auto r5 = hn::LoadU(d8, s0 + 5 * ld_src + p);
+        const auto r6 = hn::LoadU(d8, s0 + 6 * ld_src + p);
+        const auto r7 = hn::LoadU(d8, s0 + 7 * ld_src + p);
+        // Per 128-bit half: t0 = r0[0] r1[0] r0[1] r1[1], t1 = r0[2] r1[2] r0[3] r1[3], ...
+        const auto t0 = hn::InterleaveLower(d8, r0, r1), t1 = hn::InterleaveUpper(d8, r0, r1);
+        const auto t2 = hn::InterleaveLower(d8, r2, r3), t3 = hn::InterleaveUpper(d8, r2, r3);
+        const auto t4 = hn::InterleaveLower(d8, r4, r5), t5 = hn::InterleaveUpper(d8, r4, r5);
+        const auto t6 = hn::InterleaveLower(d8, r6, r7), t7 = hn::InterleaveUpper(d8, r6, r7);
+        // u0 = rows 0-3 of depths 0 | 4, u1: 1 | 5, u2: 2 | 6, u3: 3 | 7; u4-u7 rows 4-7.
+        const auto u0 = lo64(t0, t2), u1 = hi64(t0, t2), u2 = lo64(t1, t3), u3 = hi64(t1, t3);
+        const auto u4 = lo64(t4, t6), u5 = hi64(t4, t6), u6 = lo64(t5, t7), u7 = hi64(t5, t7);
+        float* o = dst + p * ld_dst + j;
+        hn::StoreU(hn::ConcatLowerLower(d8, u4, u0), d8, o);
+        hn::StoreU(hn::ConcatLowerLower(d8, u5, u1), d8, o + ld_dst);
+        hn::StoreU(hn::ConcatLowerLower(d8, u6, u2), d8, o + 2 * ld_dst);
+        hn::StoreU(hn::ConcatLowerLower(d8, u7, u3), d8, o + 3 * ld_dst);
+        hn::StoreU(hn::ConcatUpperUpper(d8, u4, u0), d8, o + 4 * ld_dst);
+        hn::StoreU(hn::ConcatUpperUpper(d8, u5, u1), d8, o + 5 * ld_dst);
+        hn::StoreU(hn::ConcatUpperUpper(d8, u6, u2), d8, o + 6 * ld_dst);
+        hn::StoreU(hn::ConcatUpperUpper(d8, u7, u3), d8, o + 7 * ld_dst);
+      }
+      for (; p < depth; ++p) {
+        float* o = dst + p * ld_dst + j;
+        for (int64_t i = 0; i < 8; ++i) o[i] = s0[i * ld_src + p];
+      }
+    }
+  }
+#endif
 #if HWY_TARGET != HWY_SCALAR
   const hn::Full128<float> d4;
   for (; j + 4 <= rows; j += 4) {
@@ -498,17 +576,28 @@ HWY_INLINE void PackB(bool trans_b, const float* HWY_RESTRICT b, int64_t ldb, in
 // bview.base + (s - s_begin) * strip_stride and updates columns s*NR .. min(nc, s*NR + NR) of
 // C, whose block starts at c.
 template <size_t MR, size_t NV>
-HWY_INLINE void MacroKernel(const float* ap, int64_t mc, int64_t kc,
+HWY_INLINE void MacroKernel(const detail::GemmAView& aview, int64_t mc, int64_t kc,
                             const detail::GemmBView& bview, int64_t s_begin, int64_t s_end,
                             int64_t nc, float alpha, float beta, float* c, int64_t ldc,
                             const detail::PanelDepths& depths) {
   constexpr int64_t NR = NV * kLanes;
-  const auto tile = [&](int64_t s, int64_t r0, const float* a_panel) HWY_ATTR {
+  // Panel r0 / MR of A: in place for the first direct_panels, else packed.
+  const int64_t direct_rows = aview.direct_panels * static_cast<int64_t>(MR);
+  const auto tile = [&](int64_t s, int64_t r0) HWY_ATTR {
     const int64_t jb = s * NR;
     const size_t n_valid = static_cast<size_t>(nc - jb < NR ? nc - jb : NR);
     const size_t m_valid = static_cast<size_t>(mc - r0 < static_cast<int64_t>(MR) ? mc - r0 : MR);
     const float* b = bview.base + (s - s_begin) * bview.strip_stride;
-    const int64_t panel = r0 / static_cast<int64_t>(MR);
+    if constexpr (kDirectAEnabled && MR <= kDirectAMaxMR) {
+      if (r0 < direct_rows) {
+        MicroTile<MR, NV, false, true>(kc, aview.direct + r0 * aview.row_stride, b,
+                                       bview.k_stride, c + r0 * ldc + jb, ldc, m_valid, n_valid,
+                                       alpha, beta, nullptr, aview.row_stride, aview.k_stride);
+        return;
+      }
+    }
+    const int64_t panel = (r0 - direct_rows) / static_cast<int64_t>(MR);
+    const float* a_panel = aview.packed + panel * kc * static_cast<int64_t>(MR);
     if (depths.count != nullptr && depths.count[panel] < kc) {
       MicroTile<MR, NV, true>(depths.count[panel], a_panel, b, bview.k_stride, c + r0 * ldc + jb,
                               ldc, m_valid, n_valid, alpha, beta, depths.index + panel * kc);
@@ -520,16 +609,14 @@ HWY_INLINE void MacroKernel(const float* ap, int64_t mc, int64_t kc,
   if ((s_end - s_begin) * kc * NR * static_cast<int64_t>(sizeof(float)) <= kSmallBBytes) {
     // All of B's strips fit in L1 together (short depth, e.g. dW1 = X^T * dY at k = 32): walk
     // A panels outer so each stays in L1 too, and C is written a full row band at a time.
-    const float* a_panel = ap;
-    for (int64_t r0 = 0; r0 < mc; r0 += MR, a_panel += kc * static_cast<int64_t>(MR)) {
-      for (int64_t s = s_begin; s < s_end; ++s) tile(s, r0, a_panel);
+    for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+      for (int64_t s = s_begin; s < s_end; ++s) tile(s, r0);
     }
     return;
   }
   for (int64_t s = s_begin; s < s_end; ++s) {
-    const float* a_panel = ap;
-    for (int64_t r0 = 0; r0 < mc; r0 += MR, a_panel += kc * static_cast<int64_t>(MR)) {
-      tile(s, r0, a_panel);
+    for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+      tile(s, r0);
     }
   }
 }

@@ -40,7 +40,7 @@ constexpr int64_t kDirectBMaxPanels = 4;
 // The tile with the least padded work: rows rounded up to mr times columns rounded up to nr.
 // m <= kSmallMaxM takes an m-row tile (see SmallNV): same kc/mc/nc blocking, hence the same
 // bits.
-void PlanFor(int64_t m, int64_t n, int64_t /*k*/, bool trans_b, detail::GemmPlan* plan) {
+void PlanTile(int64_t m, int64_t n, bool trans_b, detail::GemmPlan* plan) {
   plan->kc_max = kKC;
   plan->mc_max = kMC;
   plan->nc_max = kNC;
@@ -69,6 +69,12 @@ void PlanFor(int64_t m, int64_t n, int64_t /*k*/, bool trans_b, detail::GemmPlan
       plan->nr = kMidNR;
     }
   }
+}
+
+void PlanFor(int64_t m, int64_t n, int64_t /*k*/, bool trans_b, detail::GemmPlan* plan) {
+  PlanTile(m, n, trans_b, plan);
+  // MacroKernel reads A in place only for tiles of up to kDirectAMaxMR rows.
+  plan->direct_a_max_n = plan->mr <= static_cast<int64_t>(kDirectAMaxMR) ? kDirectAMaxN : 0;
 }
 
 bool IsWide(const detail::GemmPlan& plan) {
@@ -133,18 +139,18 @@ void PackAGatheredEntry(const detail::GemmPlan& plan, bool trans_a, const Gather
 // One out-of-line function per tile: inlining all macro-kernels into one entry changed the
 // code of the batch tiles (bwd2_dH, k = 10, lost 3-5%).
 template <size_t MR, size_t NV>
-HWY_NOINLINE void MacroFor(const float* ap, int64_t mc, int64_t kc, const detail::GemmBView& b,
+HWY_NOINLINE void MacroFor(const detail::GemmAView& a, int64_t mc, int64_t kc, const detail::GemmBView& b,
                            int64_t s_begin, int64_t s_end, int64_t nc, float alpha, float beta,
                            float* c, int64_t ldc, const detail::PanelDepths& depths) {
-  MacroKernel<MR, NV>(ap, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc, depths);
+  MacroKernel<MR, NV>(a, mc, kc, b, s_begin, s_end, nc, alpha, beta, c, ldc, depths);
 }
 
-void MacroEntry(const detail::GemmPlan& plan, const float* ap, int64_t mc, int64_t kc,
+void MacroEntry(const detail::GemmPlan& plan, const detail::GemmAView& a, int64_t mc, int64_t kc,
                 const detail::GemmBView& b, int64_t s_begin, int64_t s_end, int64_t nc,
                 float alpha, float beta, float* c, int64_t ldc,
                 const detail::PanelDepths& depths) {
   WithTile(plan, [&](auto mr, auto nv) HWY_ATTR {
-    MacroFor<decltype(mr)::value, decltype(nv)::value>(ap, mc, kc, b, s_begin, s_end, nc, alpha,
+    MacroFor<decltype(mr)::value, decltype(nv)::value>(a, mc, kc, b, s_begin, s_end, nc, alpha,
                                                        beta, c, ldc, depths);
   });
 }
@@ -242,7 +248,36 @@ void gemm_rect(const detail::GemmKernels& kern, const detail::GemmPlan& plan, co
   // which at 32 x 128 x 784 cost as much as a third of the multiply-adds. Only a ragged last
   // strip is packed (zero-padded), as reading past column n could leave the array.
   const bool direct_b = !pr.trans_b && div_ceil(rows, plan.mr) <= plan.direct_b_max_panels;
+  // Narrow C reuses each packed A block only over a few strips of B: read the full panels of a
+  // row-major float A in place (the micro-kernel broadcasts single values from mr rows) and
+  // pack only a ragged last panel, which needs zero rows. X * W1 at 256 x 128 x 784 went from
+  // 0.83 to 0.96 of oneDNN (Zen 3). A stored k x m (trans_a) stays packed: a panel's mr
+  // floats per depth sit one lda apart, a cache line per depth for 24 bytes, and dW1 = X^T * dY
+  // lost 10-15% that way. Row strides that are a multiple of 4 KiB would put every row of a
+  // panel in the same L1 set: those stay packed too.
+  const bool direct_a = pr.gathered == nullptr && cols <= plan.direct_a_max_n && !pr.trans_a &&
+                        pr.lda % 1024 != 0;
 
+  // Packs (or points at) op(A)[ic : ic+mc, pc : pc+kc] for the macro-kernel.
+  const auto prepare_a = [&](int64_t ic, int64_t mc, int64_t pc, int64_t kc) {
+    detail::GemmAView av{ap};
+    if (pr.gathered != nullptr) {
+      kern.pack_a_gathered(plan, pr.trans_a, *pr.gathered, ic, mc, pc, kc, ap, depth_index,
+                           depth_count);
+      return av;
+    }
+    if (direct_a) {
+      av.direct_panels = mc / plan.mr;
+      av.direct = pr.a + ic * pr.lda + pc;
+      av.row_stride = pr.lda;
+      av.k_stride = 1;
+    }
+    const int64_t direct_rows = av.direct_panels * plan.mr;
+    if (direct_rows < mc) {
+      kern.pack_a(plan, pr.trans_a, pr.a, pr.lda, ic + direct_rows, mc - direct_rows, pc, kc, ap);
+    }
+    return av;
+  };
   for (int64_t jc = j_begin; jc < j_end; jc += nc_step) {
     const int64_t nc = std::min(nc_step, j_end - jc);
     const int64_t strips = div_ceil(nc, plan.nr);
@@ -251,26 +286,21 @@ void gemm_rect(const detail::GemmKernels& kern, const detail::GemmPlan& plan, co
       const int64_t kc = std::min(kc_step, pr.k - pc);
       // The first depth block applies beta; later ones accumulate onto it.
       const float beta = pc == 0 ? pr.beta : 1.0f;
+      const detail::GemmBView direct{pr.b + pc * pr.ldb + jc, plan.nr, pr.ldb};
       if (full_strips < strips) {
         kern.pack_b(plan, pr.trans_b, pr.b, pr.ldb, pc, kc, jc, nc, full_strips, strips, bp);
       }
-      const detail::GemmBView direct{pr.b + pc * pr.ldb + jc, plan.nr, pr.ldb};
       const detail::GemmBView packed{bp + full_strips * kc * plan.nr, kc * plan.nr, plan.nr};
       for (int64_t ic = i_begin; ic < i_end; ic += mc_step) {
         const int64_t mc = std::min(mc_step, i_end - ic);
-        if (pr.gathered != nullptr) {
-          kern.pack_a_gathered(plan, pr.trans_a, *pr.gathered, ic, mc, pc, kc, ap, depth_index,
-                               depth_count);
-        } else {
-          kern.pack_a(plan, pr.trans_a, pr.a, pr.lda, ic, mc, pc, kc, ap);
-        }
+        const detail::GemmAView av = prepare_a(ic, mc, pc, kc);
         float* c = pr.c + ic * pr.ldc + jc;
         if (full_strips > 0) {
-          kern.macro(plan, ap, mc, kc, direct, 0, full_strips, nc, pr.alpha, beta, c, pr.ldc,
+          kern.macro(plan, av, mc, kc, direct, 0, full_strips, nc, pr.alpha, beta, c, pr.ldc,
                      depths);
         }
         if (full_strips < strips) {
-          kern.macro(plan, ap, mc, kc, packed, full_strips, strips, nc, pr.alpha, beta, c,
+          kern.macro(plan, av, mc, kc, packed, full_strips, strips, nc, pr.alpha, beta, c,
                      pr.ldc, depths);
         }
       }

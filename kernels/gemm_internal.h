@@ -20,6 +20,22 @@ struct GemmPlan {
   // Up to this many mr-row panels of A, a row-major B (not transposed) is read in place rather
   // than packed (see gemm_rect in gemm.cc).
   int64_t direct_b_max_panels = 0;
+  // Up to this many columns of C per call, whole mr-row panels of a float A (not gathered) are
+  // read in place by the micro-kernel instead of packed; 0: A is always packed. Packing A is
+  // paid once per block and amortised over the columns, so it matters only for narrow C.
+  int64_t direct_a_max_n = 0;
+};
+
+// Where the mc x kc block of op(A) that a compute call reads lives: its first direct_panels
+// mr-row panels in place (row i, depth p of panel r at
+// direct + (r * mr + i) * row_stride + p * k_stride), the others packed (panel r at
+// packed + (r - direct_panels) * kc * mr, as pack_a lays them out).
+struct GemmAView {
+  const float* packed = nullptr;
+  const float* direct = nullptr;
+  int64_t row_stride = 0;
+  int64_t k_stride = 0;
+  int64_t direct_panels = 0;
 };
 
 // Where the kc x n slice of op(B) that a compute call reads lives: strip s (nr columns) starts
@@ -58,11 +74,11 @@ struct GemmKernels {
   void (*pack_a_gathered)(const GemmPlan& plan, bool trans_a, const GatheredRows& x, int64_t i0,
                           int64_t mc, int64_t p0, int64_t kc, float* ap, int32_t* depth_index,
                           int64_t* depth_count);
-  // With ap from pack_a: for strips [strip_begin, strip_end) of the B view (strip s read at
+  // With A from pack_a and/or in place (see GemmAView): for strips [strip_begin, strip_end) of the B view (strip s read at
   // b.base + (s - strip_begin) * b.strip_stride) updates the mc rows of C starting at c, columns
   // s*nr .. below nc: C = alpha * A*B + beta * C, not reading C when beta == 0.
   // depths: which depths of each panel to multiply (from pack_a_gathered), or all of them.
-  void (*macro)(const GemmPlan& plan, const float* ap, int64_t mc, int64_t kc,
+  void (*macro)(const GemmPlan& plan, const GemmAView& a, int64_t mc, int64_t kc,
                 const GemmBView& b, int64_t strip_begin, int64_t strip_end, int64_t nc,
                 float alpha, float beta, float* c, int64_t ldc, const PanelDepths& depths);
 };

@@ -250,6 +250,62 @@ TEST_CASE("gemm: small-m NN reads B in place (m up to 4 tall tiles + 1), ragged 
   check_all_targets(cases, 2);
 }
 
+TEST_CASE("gemm: A read in place for narrow C, 8 x 8 transposes of B") {
+  // AVX2 reads full panels of a row-major A in place up to n = 256 (A^T and lda a multiple of
+  // 1024 floats stay packed) and transposes B in 8 x 8 blocks; every target checks the same
+  // shapes.
+  std::vector<GemmCase> cases;
+  uint64_t seed = 9000;
+  for (Transpose ta : kTrans) {
+    for (Transpose tb : kTrans) {
+      for (int64_t m : {5, 6, 7, 12, 13, 32, 33, 241}) {
+        for (int64_t n : {8, 17, 256, 257}) {
+          cases.emplace_back(ta, tb, m, n, m % 2 ? 9 : 300, m % 3 ? 1.0f : -0.5f,
+                             m % 5 ? 0.0f : 0.7f, m % 4, n % 3, 1, ++seed);
+        }
+      }
+      // Transposed B over many 16-wide strips, depths around the 8 x 8 blocks, ragged last
+      // strip.
+      for (int64_t k : {7, 8, 9, 17, 128, 600}) {
+        cases.emplace_back(ta, tb, 32, 799, k, 1.0f, k % 2 ? 1.0f : 0.0f, 1, 3, 2, ++seed);
+      }
+    }
+  }
+  // Row stride of 1024 floats (4 KiB): packed, not in place.
+  cases.emplace_back(Transpose::kNo, Transpose::kNo, 20, 64, 1000, 1.0f, 0.0f, 24, 0, 0, 9901);
+  check_all_targets(cases);
+  check_all_targets(cases, 2);
+}
+
+TEST_CASE("gemm: the first columns of a wide C equal a narrow C bit for bit, every target") {
+  // Up to n = 256 AVX2 reads A in place, above it packs A: that may not change a bit.
+  // C(m x 200) against the first 200 columns of C(m x 600) with the same A and B.
+  const Transpose T = Transpose::kYes;
+  for (Transpose ta : kTrans) {
+    for (Transpose tb : kTrans) {
+      for (int64_t m : {7, 32, 250}) {
+        const int64_t k = 131, wide = 600, narrow = 200;
+        const GemmCase w(ta, tb, m, wide, k, 1.0f, 0.0f, 0, 0, 0, 42);
+        const int64_t lda = ta == T ? m : k;
+        for_each_simd_target([&](const std::string&) {
+          std::vector<float> cn(static_cast<size_t>(m * narrow), kNaN);
+          // op(B)'s first `narrow` columns: rows of B (N) start the same; B^T (T) is B's
+          // first `narrow` rows.
+          simdnn::gemm(ta, tb, m, narrow, k, 1.0f, w.a.data(), lda, w.b.data(), w.ldb, 0.0f,
+                       cn.data(), narrow, 1);
+          const std::vector<float> cw = w.run(1);
+          int bad = 0;
+          for (int64_t i = 0; i < m; ++i) {
+            bad += std::memcmp(&cn[i * narrow], &cw[i * wide], narrow * sizeof(float)) != 0;
+          }
+          CAPTURE(w.describe());
+          CHECK(bad == 0);
+        });
+      }
+    }
+  }
+}
+
 namespace {
 
 // The MLP training GEMMs (784-128-10) at one batch size.
