@@ -15,7 +15,7 @@
 #include "test_util.h"
 
 namespace simdnn {
-namespace {
+namespace test_activation_kernels {  // one per file: the test programs are unity builds
 
 using test::kKernelLengths;
 using test::kMisalignments;
@@ -290,5 +290,5 @@ TEST_CASE("activation reference backwards agree with central differences") {
   }
 }
 
-}  // namespace
+}  // namespace test_activation_kernels
 }  // namespace simdnn

@@ -12,6 +12,9 @@
 #include "simdnn/atomic_file.h"
 #include "simdnn/read_file.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_atomic_file {
+
 using simdnn::test::contains;
 using simdnn::test::io_error_message;
 using simdnn::test::read_raw;
@@ -146,3 +149,5 @@ TEST_CASE("atomic file: temporary files of dead writers are removed, live ones k
   CHECK(std::filesystem::exists(dir / "other.st.tmp.999999999"));
   CHECK(simdnn::test::read_raw(target) == std::vector<uint8_t>{1, 2, 3});
 }
+
+}  // namespace test_atomic_file

@@ -19,6 +19,9 @@
 #include "simdnn/idx.h"
 #include "test_util.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_attribution {
+
 namespace {
 
 using simdnn::Activation;
@@ -308,3 +311,5 @@ TEST_CASE("attribution: strongest_regions ranks cells by their sums") {
   CHECK(simdnn::strongest_regions(v, 6, 5, 4, 10).size() == 4);
   CHECK_THROWS_AS(simdnn::strongest_regions(v, 6, 4, 4, 3), std::invalid_argument);
 }
+
+}  // namespace test_attribution

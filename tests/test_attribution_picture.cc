@@ -10,6 +10,9 @@
 #include "simdnn/image.h"
 #include "simdnn/png_encode.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_attribution_picture {
+
 using Rgb = std::array<uint8_t, 3>;
 
 TEST_CASE("attribution picture: the diverging colour map is symmetric about white") {
@@ -61,3 +64,5 @@ TEST_CASE("attribution picture: three zoomed panels, and PNG bytes that decode b
   CHECK_THROWS_AS(simdnn::attribution_heatmap(values, w, h, 0), std::invalid_argument);
   CHECK_THROWS_AS(simdnn::encode_png(simdnn::RgbImage{}), std::invalid_argument);
 }
+
+}  // namespace test_attribution_picture

@@ -14,6 +14,9 @@
 #include "gradient_check.h"
 #include "test_util.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_autograd {
+
 using simdnn::Parameter;
 using simdnn::Shape;
 using simdnn::Tape;
@@ -240,3 +243,5 @@ TEST_CASE("autograd: shape errors name both shapes") {
     CHECK(msg.find("[4, 5]") != std::string::npos);
   }
 }
+
+}  // namespace test_autograd

@@ -5,6 +5,9 @@
 
 #include "simdnn/parallel_for.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_contention_guard {
+
 namespace {
 using simdnn::ContentionGuard;
 constexpr int64_t kMs = 1'000'000;
@@ -68,3 +71,5 @@ TEST_CASE("ContentionGuard: 16 clean calls in a row halve the window") {
   call(g, 0, now += kMs);
   CHECK(g.level() == 1);
 }
+
+}  // namespace test_contention_guard

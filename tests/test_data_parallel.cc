@@ -12,6 +12,9 @@
 #include "simdnn/data_parallel.h"
 #include "simdnn/fit.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_data_parallel {
+
 namespace {
 
 // N threads as N processes: each exchange publishes the senders' buffers, waits for all, copies
@@ -179,3 +182,5 @@ TEST_CASE("data-parallel fit: fewer pieces than processes is refused") {
   CHECK_THROWS_AS(simdnn::DataParallelStep(simdnn::DataParallelOptions{&first, 1}, none),
                   std::invalid_argument);
 }
+
+}  // namespace test_data_parallel

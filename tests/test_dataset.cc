@@ -18,6 +18,9 @@
 #include "simdnn/image_ops.h"
 #include "support/image_encode.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_dataset {
+
 namespace fs = std::filesystem;
 using simdnn::DataError;
 using simdnn::DatasetFormat;
@@ -357,3 +360,5 @@ TEST_CASE("idx: a .gz with trailing garbage after the gzip stream is refused") {
   write_raw(dir / "cut.gz", two);
   CHECK(contains(error_of<DataError>([&] { simdnn::read_idx_images(dir / "cut.gz"); }), "truncated"));
 }
+
+}  // namespace test_dataset

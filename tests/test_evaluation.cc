@@ -6,6 +6,9 @@
 #include "simdnn/evaluation.h"
 #include "simdnn/model.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_evaluation {
+
 TEST_CASE("top_k_classes: best first, ties to the lower index, k capped, agrees with argmax") {
   std::vector<size_t> order;
   const std::vector<float> p = {0.1f, 0.4f, 0.05f, 0.4f, 0.05f};
@@ -50,3 +53,5 @@ TEST_CASE("evaluate: accuracy, loss and confusion on a model that knows the answ
   CHECK(ev.confusion == std::vector<std::vector<size_t>>{{1, 0}, {1, 2}});
   CHECK(ev.loss > 0.0);
 }
+
+}  // namespace test_evaluation

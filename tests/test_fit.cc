@@ -16,6 +16,9 @@
 #include "simdnn/model_file.h"
 #include "test_util.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_fit {
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -223,3 +226,5 @@ TEST_CASE("fit: bad data is refused, and a diverging run says where it diverged"
     CHECK(std::string(e.what()).find("loss became") != std::string::npos);
   }
 }
+
+}  // namespace test_fit

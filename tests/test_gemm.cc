@@ -13,6 +13,9 @@
 #include "simdnn/gemm.h"
 #include "test_util.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_gemm {
+
 namespace {
 
 using simdnn::Transpose;
@@ -474,3 +477,5 @@ TEST_CASE("gemm: invalid arguments throw naming the argument") {
     CHECK_NOTHROW(fn(N, N, 2, 3, 0, 1, nullptr, 0, nullptr, 3, 0, c.data(), 3, 1));
   }
 }
+
+}  // namespace test_gemm

@@ -16,6 +16,9 @@
 #include "simdnn/random.h"
 #include "test_util.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_gemm_gathered {
+
 namespace {
 
 using simdnn::GatheredRows;
@@ -182,3 +185,5 @@ TEST_CASE("gemm_gathered: bad views and operands throw, naming what is wrong") {
                         2);
   for (float v : c) CHECK(v == 4.0f);
 }
+
+}  // namespace test_gemm_gathered

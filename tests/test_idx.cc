@@ -12,6 +12,9 @@
 #include "simdnn/gzip.h"
 #include "simdnn/idx.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_idx {
+
 using simdnn::Dataset;
 using simdnn::ImageSet;
 using simdnn::LabelSet;
@@ -278,3 +281,5 @@ TEST_CASE("idx: writers refuse inconsistent sets") {
   simdnn::write_idx_images(dir / "empty", ImageSet{0, 28, 28, {}});
   CHECK(simdnn::read_idx_images(dir / "empty").count == 0);
 }
+
+}  // namespace test_idx

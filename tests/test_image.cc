@@ -16,6 +16,9 @@
 #include "simdnn/image_ops.h"
 #include "tests/support/image_encode.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_image {
+
 using simdnn::GrayImage;
 using simdnn::ImageFormat;
 using simdnn::Invert;
@@ -353,3 +356,5 @@ TEST_CASE("image: a PNG chunk longer than the file is refused before stb allocat
   CHECK(msg.find("huge-chunk.png") != std::string::npos);
   CHECK(msg.find("PNG chunk") != std::string::npos);
 }
+
+}  // namespace test_image

@@ -18,6 +18,9 @@
 #include "simdnn/image.h"
 #include "tests/support/image_encode.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_image_jpeg {
+
 using simdnn::GrayImage;
 using simdnn::ImageFormat;
 using simdnn::test::contains;
@@ -293,3 +296,5 @@ TEST_CASE("jpeg: a progressive file with more than 100 scans is refused") {
   CHECK(contains(msg, "many-scans.jpg"));
   CHECK(contains(msg, "more than 100 scans"));
 }
+
+}  // namespace test_image_jpeg

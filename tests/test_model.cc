@@ -14,6 +14,9 @@
 #include "simdnn/safetensors.h"
 #include "test_util.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_model {
+
 using simdnn::Tensor;
 
 namespace {
@@ -228,3 +231,5 @@ TEST_CASE("model file: hostile models are refused with a message naming the prob
     CHECK(simdnn::test::rss_kb(getpid()) < rss_before + 64 * 1024);
   }
 }
+
+}  // namespace test_model

@@ -7,6 +7,9 @@
 
 #include "simdnn/optimizer.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_optimizer {
+
 using simdnn::Parameter;
 using simdnn::Shape;
 
@@ -108,3 +111,5 @@ TEST_CASE("optimizers: threaded updates of large parameters equal the single-thr
     CHECK(one == run(3, adam));
   }
 }
+
+}  // namespace test_optimizer

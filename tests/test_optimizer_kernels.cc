@@ -10,7 +10,7 @@
 #include "test_util.h"
 
 namespace simdnn {
-namespace {
+namespace test_optimizer_kernels {  // one per file: the test programs are unity builds
 
 using test::kKernelLengths;
 using test::kMisalignments;
@@ -170,5 +170,5 @@ TEST_CASE("sgd_momentum_step: two steps by hand, and fast vs reference") {
   });
 }
 
-}  // namespace
+}  // namespace test_optimizer_kernels
 }  // namespace simdnn

@@ -12,6 +12,9 @@
 #include "simdnn/output_layer.h"
 #include "test_util.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_output_layer {
+
 namespace {
 
 struct Case {
@@ -207,3 +210,5 @@ TEST_CASE("output_layer_train: bad arguments throw naming them") {
                                                   dh.data(), 5),
                        doctest::Contains("ldh"), std::invalid_argument);
 }
+
+}  // namespace test_output_layer

@@ -16,6 +16,9 @@
 #include "simdnn/parallel_for.h"
 #include "test_util.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_parallel_for {
+
 namespace {
 
 // Clears the stall guard's back-off, so a slow test machine does not turn the calls serial.
@@ -144,3 +147,5 @@ TEST_CASE("parallel_for: the GEMM gives the same bits on 1, 2 and 3 threads, cal
     }
   });
 }
+
+}  // namespace test_parallel_for

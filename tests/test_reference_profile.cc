@@ -12,7 +12,7 @@
 #include "simdnn/reference_profile.h"
 
 namespace simdnn {
-namespace {
+namespace test_reference_profile {  // one per file: the test programs are unity builds
 
 TEST_CASE("population_stability_index: hand-computed values") {
   const std::vector<double> half{0.5, 0.5}, skewed{0.9, 0.1};
@@ -120,5 +120,5 @@ TEST_CASE("reference_profile: saved in the model's metadata and validated on loa
   }
 }
 
-}  // namespace
+}  // namespace test_reference_profile
 }  // namespace simdnn

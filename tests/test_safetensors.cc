@@ -12,6 +12,9 @@
 #include "io_test_support.h"
 #include "simdnn/safetensors.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_safetensors {
+
 using simdnn::SafetensorsFile;
 using simdnn::Tensor;
 using simdnn::test::contains;
@@ -295,3 +298,5 @@ TEST_CASE("safetensors: load names the path and bounds the file size") {
   CHECK(contains(cut, "cut.safetensors"));
   CHECK(contains(cut, "tensor 'w'"));
 }
+
+}  // namespace test_safetensors

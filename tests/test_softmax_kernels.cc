@@ -18,7 +18,7 @@
 #include "test_util.h"
 
 namespace simdnn {
-namespace {
+namespace test_softmax_kernels {  // one per file: the test programs are unity builds
 
 using test::kKernelLengths;
 using test::OffsetBuffer;
@@ -560,5 +560,5 @@ TEST_CASE("cross-entropy rejects out-of-range labels, naming row and label") {
   }
 }
 
-}  // namespace
+}  // namespace test_softmax_kernels
 }  // namespace simdnn

@@ -7,6 +7,9 @@
 #include "simdnn/testing/simd_target_control.h"
 #include "simdnn/tensor.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_tensor {
+
 using simdnn::Shape;
 using simdnn::Tensor;
 
@@ -86,3 +89,5 @@ TEST_CASE("simd targets: listed, forceable, restorable") {
   CHECK_THROWS_AS(simdnn::force_simd_target("NOT_A_TARGET"), std::invalid_argument);
   CHECK(simdnn::current_simd_target() == automatic);
 }
+
+}  // namespace test_tensor

@@ -19,6 +19,9 @@
 #include "simdnn/random.h"
 #include "simdnn/safetensors.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_train_cli {
+
 #ifdef SIMDNN_TRAIN_BIN
 namespace fs = std::filesystem;
 
@@ -593,3 +596,5 @@ TEST_CASE("train CLI: --plot writes an SVG of the curves and the confusion matri
 }
 
 #endif  // SIMDNN_TRAIN_BIN
+
+}  // namespace test_train_cli

@@ -13,6 +13,9 @@
 #include "simdnn/model.h"
 #include "simdnn/training.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_training {
+
 namespace {
 
 // 600 8x8 "images" of 4 classes: each class lights up its own quadrant, plus noise.
@@ -162,3 +165,5 @@ TEST_CASE("group_batches_by_label: each batch keeps its samples, ordered by labe
   CHECK_THROWS_AS(simdnn::group_batches_by_label(bad, 2, labels), std::out_of_range);
   CHECK_THROWS_AS(simdnn::group_batches_by_label(order, 0, labels), std::invalid_argument);
 }
+
+}  // namespace test_training

@@ -26,6 +26,9 @@
 #include "gradient_check.h"
 #include "test_util.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_training_features {
+
 using simdnn::Parameter;
 using simdnn::Shape;
 using simdnn::Tape;
@@ -423,3 +426,5 @@ TEST_CASE("model file: provenance round-trips, and a model that would not load i
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) files += e.is_regular_file();
   CHECK(files == 1);
 }
+
+}  // namespace test_training_features

@@ -11,7 +11,7 @@
 #include "test_util.h"
 
 namespace simdnn {
-namespace {
+namespace test_vector_kernels {  // one per file: the test programs are unity builds
 
 using test::kKernelLengths;
 using test::kMisalignments;
@@ -169,5 +169,5 @@ TEST_CASE("all_finite finds a single NaN or infinity at any position") {
   });
 }
 
-}  // namespace
+}  // namespace test_vector_kernels
 }  // namespace simdnn

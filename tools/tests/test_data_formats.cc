@@ -11,6 +11,9 @@
 #include "simdnn/random.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_data_formats {
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using simdnn::test::contains;
@@ -196,3 +199,5 @@ TEST_CASE("exit codes: serve and predict follow the one scheme (1 usage, 2 bad d
   CHECK(broken.exit_code == 2);
   CHECK(contains(broken.err, "broken.csv"));
 }
+
+}  // namespace test_data_formats

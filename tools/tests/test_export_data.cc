@@ -17,6 +17,9 @@
 #include "simdnn/prediction_store.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_export_data {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -273,3 +276,5 @@ TEST_CASE("export-data: an existing --out is refused unless --force, and exit co
   CHECK(code({"--store", db.string(), "--out", (dir / "no" / "such" / "o5").string()}) == 4);
   for (const char* o : {"o1", "o2", "o3", "o4"}) CHECK_FALSE(fs::exists(dir / o));
 }
+
+}  // namespace test_export_data

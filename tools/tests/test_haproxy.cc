@@ -45,7 +45,7 @@
 #endif
 
 namespace simdnn::test {
-namespace {
+namespace test_haproxy {  // one per file: the test programs are unity builds
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -200,8 +200,6 @@ std::string replace_once(std::string text, const std::string& from, const std::s
   REQUIRE_MESSAGE(at != std::string::npos, "no \"" << from << "\" in the text");
   return text.replace(at, from.size(), to);
 }
-
-}  // namespace
 
 TEST_CASE("haproxy: rolling updates across 3 replicas under load through HAProxy fail no "
           "request" *
@@ -534,4 +532,5 @@ TEST_CASE("haproxy: rolling updates across 3 replicas under load through HAProxy
   MESSAGE(summary.str());
 }
 
+}  // namespace test_haproxy
 }  // namespace simdnn::test

@@ -12,6 +12,9 @@
 #include "simdnn/safetensors.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_hostile_models {
+
 namespace {
 
 using simdnn::SafetensorsFile;
@@ -83,3 +86,5 @@ TEST_CASE("hostile models: predict and serve refuse each one, exit 2 (bad data),
     CHECK(contains(s.err, attack.expected));
   }
 }
+
+}  // namespace test_hostile_models

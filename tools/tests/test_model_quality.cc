@@ -7,7 +7,7 @@
 #include "serving/model_quality.h"
 
 namespace simdnn::serving {
-namespace {
+namespace test_model_quality {  // one per file: the test programs are unity builds
 
 ReferenceProfile two_class_profile() {
   ReferenceProfile p;
@@ -69,5 +69,5 @@ TEST_CASE("model quality: drift PSI of the sliding window against the training p
   CHECK_THROWS_AS(ModelQuality(std::nullopt, 0), std::invalid_argument);
 }
 
-}  // namespace
+}  // namespace test_model_quality
 }  // namespace simdnn::serving

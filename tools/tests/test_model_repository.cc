@@ -19,6 +19,9 @@
 #include "simdnn/serving/model_repository.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_model_repository {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -313,3 +316,5 @@ TEST_CASE("model repository: the poller picks up a new version by itself") {
   }
   CHECK(s.primary("digits") == "2");
 }
+
+}  // namespace test_model_repository

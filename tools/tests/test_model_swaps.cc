@@ -25,6 +25,9 @@
 #include "tools/tests/http_client.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_model_swaps {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -233,3 +236,5 @@ TEST_CASE("model swaps: 20 swaps under 8 keep-alive clients, zero failed or mixe
   ::kill(proc.pid, SIGTERM);
   CHECK(proc.wait_exit(15.0) == 0);
 }
+
+}  // namespace test_model_swaps

@@ -27,7 +27,7 @@
 #endif
 
 namespace simdnn::test {
-namespace {
+namespace test_monitoring {  // one per file: the test programs are unity builds
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -238,5 +238,5 @@ TEST_CASE("monitoring: a real Prometheus scrapes serve, every dashboard and aler
         doctest::Approx(0.75));
 }
 
-}  // namespace
+}  // namespace test_monitoring
 }  // namespace simdnn::test

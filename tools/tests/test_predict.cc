@@ -19,6 +19,9 @@
 
 #include <stb_image.h>
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_predict {
+
 namespace {
 
 using json = nlohmann::json;
@@ -376,3 +379,5 @@ TEST_CASE("predict: --explain writes a viewable PNG per image and --json adds th
                             dir.path());
   CHECK(bad.exit_code == 1);
 }
+
+}  // namespace test_predict

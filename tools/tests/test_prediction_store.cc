@@ -17,7 +17,7 @@
 #include "tests/io_test_support.h"
 
 namespace simdnn {
-namespace {
+namespace test_prediction_store {  // one per file: the test programs are unity builds
 
 using namespace std::chrono_literals;
 using test::TempDir;
@@ -314,5 +314,5 @@ TEST_CASE("prediction store: SIGKILL of the writing process mid-stream loses at 
   CHECK(Db(path).number("SELECT count(*) FROM predictions") == before + 1);
 }
 
-}  // namespace
+}  // namespace test_prediction_store
 }  // namespace simdnn

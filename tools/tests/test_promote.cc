@@ -20,6 +20,9 @@
 #include "simdnn/model_file.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_promote {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -226,3 +229,5 @@ TEST_CASE("promote: mismatched class names, a corrupt candidate and bad flags ch
             .exit_code == 1);
   CHECK(simdnn::test::directory_snapshot(s.repo) == before);
 }
+
+}  // namespace test_promote

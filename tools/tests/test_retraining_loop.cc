@@ -32,6 +32,9 @@
 #include "tools/tests/http_client.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_retraining_loop {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -462,3 +465,5 @@ TEST_CASE("retraining loop: a candidate trained on shuffled labels is refused by
   CHECK(simdnn::test::directory_snapshot(repo) == before);
   CHECK(simdnn::test::directory_snapshot(repo).size() == 3);  // fashion/, fashion/1/, fashion/1/model.safetensors
 }
+
+}  // namespace test_retraining_loop

@@ -25,6 +25,9 @@
 #include "tools/tests/http_client.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_serve {
+
 namespace {
 
 using json = nlohmann::json;
@@ -414,3 +417,5 @@ TEST_CASE("serve binary: a model that does not load exits 2 (bad data) naming th
   CHECK(r.exit_code == 2);
   CHECK(contains(r.err, bogus.string()));
 }
+
+}  // namespace test_serve

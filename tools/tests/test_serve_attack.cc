@@ -25,6 +25,9 @@
 #include "tools/tests/http_client.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_serve_attack {
+
 namespace {
 
 using json = nlohmann::json;
@@ -518,3 +521,5 @@ TEST_CASE("serve attack: a second serve on the same port exits 4 with a clear me
   CHECK(contains(err, port));  // names the address it could not take
   first.probe();  // the first server is unaffected
 }
+
+}  // namespace test_serve_attack

@@ -17,6 +17,9 @@
 #include "simdnn/evaluation.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_serve_explain {
+
 namespace {
 
 using json = nlohmann::json;
@@ -161,3 +164,5 @@ TEST_CASE("serve explain: Accept image/png answers the explanation pictures, one
   const Reply m = post(*f.service, "/metrics", "", {}, "GET");
   CHECK(m.body.find(R"(endpoint="/v2/explain")") != std::string::npos);
 }
+
+}  // namespace test_serve_explain

@@ -8,6 +8,9 @@
 
 #include "simdnn/serving/predict_request.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_serve_parse {
+
 namespace {
 
 using json = nlohmann::json;
@@ -124,3 +127,5 @@ TEST_CASE("serve parse: prefixes and byte mutations never get past a JSON parser
   }
   CHECK(accepted >= 2);  // at least the unmutated seeds
 }
+
+}  // namespace test_serve_parse

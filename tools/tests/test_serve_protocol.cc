@@ -19,6 +19,9 @@
 #include "simdnn/serving/serve_config.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_serve_protocol {
+
 namespace {
 
 using json = nlohmann::json;
@@ -401,3 +404,5 @@ TEST_CASE("serve protocol: access log lines and process metrics") {
   CHECK(simdnn::serving::endpoint_of("/v2x") == simdnn::serving::Endpoint::kOther);
   CHECK(simdnn::serving::default_model_name("models/fashion.safetensors") == "fashion");
 }
+
+}  // namespace test_serve_protocol

@@ -15,7 +15,7 @@
 #include "tools/tests/tools_test_support.h"
 
 namespace simdnn::test {
-namespace {
+namespace test_serve_store {  // one per file: the test programs are unity builds
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
@@ -281,5 +281,5 @@ TEST_CASE("serve --store: kill -9 under load loses at most the last batch, the d
   CHECK(f->status == 200);  // a prediction made before the crash takes feedback
 }
 
-}  // namespace
+}  // namespace test_serve_store
 }  // namespace simdnn::test

@@ -11,6 +11,9 @@
 #include "simdnn/random.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_train_data_parallel {
+
 namespace fs = std::filesystem;
 using simdnn::test::contains;
 using simdnn::test::model_weights;
@@ -81,3 +84,5 @@ TEST_CASE("train --distributed in a build without MPI: exit 1 says so") {
   CHECK(contains(r.err, "built without MPI"));
 }
 #endif
+
+}  // namespace test_train_data_parallel

@@ -9,6 +9,9 @@
 #include "simdnn/simd_targets.h"
 #include "tools/tests/tools_test_support.h"
 
+// One namespace per file: the test programs are unity builds (CMake UNITY_BUILD).
+namespace test_version {
+
 TEST_CASE("every tool: --version prints the version, the commit and the SIMD target") {
   simdnn::test::TempDir dir("tool-version");
   const std::pair<const char*, const char*> tools[] = {
@@ -30,3 +33,5 @@ TEST_CASE("every tool: --version prints the version, the commit and the SIMD tar
     CHECK(lines[2].rfind("simd target: " + simdnn::current_simd_target() + " (available: ", 0) == 0);
   }
 }
+
+}  // namespace test_version
