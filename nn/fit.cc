@@ -175,6 +175,9 @@ History fit(Model& model, Optimizer& optimizer, Rng& rng, const LabelledSamples&
     result.accuracy = static_cast<double>(correct) / static_cast<double>(seen);
     result.learning_rate = optimizer.learning_rate();
     history.train_seconds += result.seconds;
+    // Each process stepped its slice of the optimizer's state only; the checkpoint (and any
+    // later reader) needs all of it.
+    if (parallel) parallel->gather_optimizer_state(optimizer);
     if (validation.count()) {
       result.validation = evaluate(model.network(), validation, model.num_classes(), scale,
                                    options.evaluation_batch, options.threads);

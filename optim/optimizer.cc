@@ -26,23 +26,24 @@ void ensure_slots(std::vector<Tensor>& slots, std::span<Parameter* const> params
   }
 }
 
-// Runs update(param_index, begin, count) over every parameter, the concatenated elements cut
-// into one contiguous share per thread (at 16-element boundaries). Updates are element-wise,
-// so the split does not change any result. Equal shares, not fixed-size chunks: 64 KiB chunks
-// dealt out statically gave one thread 5 of W1's 7 chunks and the other the rest (82k vs 20k
-// elements), and 2 threads ran Adam only 1.1x faster than one. Parameter sets under 64k
-// elements stay on the calling thread (the fork/join would cost more than it saves).
+// Runs update(param_index, begin, count) over the elements [from, to) of the parameters taken
+// end to end, cut into one contiguous share per thread (at 16-element boundaries from `from`).
+// Updates are element-wise, so the split does not change any result. Equal shares, not
+// fixed-size chunks: 64 KiB chunks dealt out statically gave one thread 5 of W1's 7 chunks and
+// the other the rest (82k vs 20k elements), and 2 threads ran Adam only 1.1x faster than one.
+// Slices under 64k elements stay on the calling thread (the fork/join would cost more than it
+// saves).
 template <class Update>
-void for_each_chunk(std::span<Parameter* const> params, int threads, const Update& update) {
+void for_each_chunk(std::span<Parameter* const> params, int threads, size_t from, size_t to,
+                    const Update& update) {
   constexpr size_t kMinParallel = 65536, kAlign = 16;
-  size_t total = 0;
-  for (Parameter* p : params) total += p->value.size();
+  const size_t total = to - from;
   const int workers = total < kMinParallel ? 1 : resolve_threads(threads);
   const size_t share =
       (total + static_cast<size_t>(workers) * kAlign - 1) / (static_cast<size_t>(workers) * kAlign) *
       kAlign;
   parallel_for(workers, workers, [&](int64_t w) {
-    const size_t lo = static_cast<size_t>(w) * share, hi = std::min(total, lo + share);
+    const size_t lo = from + static_cast<size_t>(w) * share, hi = std::min(to, lo + share);
     size_t base = 0;
     for (size_t i = 0; i < params.size() && base < hi; ++i) {
       const size_t n = params[i]->value.size();
@@ -57,7 +58,26 @@ void for_each_chunk(std::span<Parameter* const> params, int threads, const Updat
   });
 }
 
+size_t total_size(std::span<Parameter* const> params) {
+  size_t total = 0;
+  for (const Parameter* p : params) total += p->value.size();
+  return total;
+}
+
+void check_slice(std::span<Parameter* const> params, size_t begin, size_t end, const char* who) {
+  const size_t total = total_size(params);
+  if (begin > end || end > total) {
+    throw std::invalid_argument(std::string(who) + ": slice [" + std::to_string(begin) + ", " +
+                                std::to_string(end) + ") of " + std::to_string(total) +
+                                " parameters");
+  }
+}
+
 }  // namespace
+
+void Optimizer::step_slice(std::span<Parameter* const>, size_t, size_t) {
+  throw std::logic_error(name() + ": no sliced step (its update is not element-wise)");
+}
 
 void Adam::ensure_state(std::span<Parameter* const> params) {
   ensure_slots(m_, params, name_.c_str());
@@ -65,6 +85,11 @@ void Adam::ensure_state(std::span<Parameter* const> params) {
 }
 
 void Adam::step(std::span<Parameter* const> params) {
+  step_slice(params, 0, total_size(params));
+}
+
+void Adam::step_slice(std::span<Parameter* const> params, size_t begin, size_t end) {
+  check_slice(params, begin, end, name_.c_str());
   ensure_state(params);
   ++steps_;
   // Everything that depends only on t is computed once per step, in double.
@@ -78,10 +103,10 @@ void Adam::step(std::span<Parameter* const> params) {
   p.inv_bias1 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(p.beta1), t)));
   p.inv_bias2 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(p.beta2), t)));
   for (Parameter* param : params) param->gradient();  // zero-fills gradients nothing reached
-  for_each_chunk(params, threads_, [&](size_t i, size_t begin, size_t count) {
+  for_each_chunk(params, threads_, begin, end, [&](size_t i, size_t from, size_t count) {
     Parameter& param = *params[i];
-    adam_step(count, param.value.data() + begin, param.grad.data() + begin,
-              m_[i].data() + begin, v_[i].data() + begin, p);
+    adam_step(count, param.value.data() + from, param.grad.data() + from, m_[i].data() + from,
+              v_[i].data() + from, p);
   });
 }
 
@@ -104,13 +129,18 @@ void Sgd::ensure_state(std::span<Parameter* const> params) {
 }
 
 void Sgd::step(std::span<Parameter* const> params) {
+  step_slice(params, 0, total_size(params));
+}
+
+void Sgd::step_slice(std::span<Parameter* const> params, size_t begin, size_t end) {
+  check_slice(params, begin, end, "sgd");
   ensure_state(params);
   ++steps_;
   for (Parameter* param : params) param->gradient();  // zero-fills gradients nothing reached
-  for_each_chunk(params, threads_, [&](size_t i, size_t begin, size_t count) {
+  for_each_chunk(params, threads_, begin, end, [&](size_t i, size_t from, size_t count) {
     Parameter& param = *params[i];
-    sgd_momentum_step(count, param.value.data() + begin, param.grad.data() + begin,
-                      velocity_[i].data() + begin, options_.learning_rate, options_.momentum);
+    sgd_momentum_step(count, param.value.data() + from, param.grad.data() + from,
+                      velocity_[i].data() + from, options_.learning_rate, options_.momentum);
   });
 }
 

@@ -1,6 +1,7 @@
 // The optimizer classes: bias correction, state handling, and Keras semantics.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -109,6 +110,91 @@ TEST_CASE("optimizers: threaded updates of large parameters equal the single-thr
     const std::vector<float> one = run(1, adam);
     CHECK(one == run(2, adam));
     CHECK(one == run(3, adam));
+  }
+}
+
+TEST_CASE("optimizers: slices stepped on separate copies give the whole step's values and state") {
+  // What data-parallel training does (docs/distributed.md): N copies in the same state, each
+  // steps its slice of the parameters taken end to end, and the slices are put together. The
+  // cuts fall inside tensors at 64-element steps from their start, and at a tensor's end;
+  // the tensors' sizes leave scalar tails.
+  constexpr size_t kTotal = 350 + 3 + 201;
+  const std::vector<size_t> cuts = {0, 128, 350, 353 + 64, kTotal};
+  auto make = [](int kind) -> std::unique_ptr<simdnn::Optimizer> {
+    if (kind == 0) return std::make_unique<simdnn::Adam>();
+    if (kind == 1) return simdnn::make_adamw({.learning_rate = 0.01f, .weight_decay = 0.1f});
+    return std::make_unique<simdnn::Sgd>(
+        simdnn::SgdOptions{.learning_rate = 0.1f, .momentum = 0.9f});
+  };
+  struct Copy {
+    Parameter a{"a", Shape{5, 70}}, b{"b", Shape{3}}, c{"c", Shape{201}};
+    std::vector<Parameter*> params() { return {&a, &b, &c}; }
+    std::unique_ptr<simdnn::Optimizer> opt;
+  };
+  auto flat = [](std::vector<Parameter*> params, bool grad) {
+    std::vector<float> out;
+    for (Parameter* p : params) {
+      const simdnn::Tensor& t = grad ? p->grad : p->value;
+      out.insert(out.end(), t.data(), t.data() + t.size());
+    }
+    return out;
+  };
+  auto set = [](std::vector<Parameter*> params, const std::vector<float>& v, bool grad) {
+    size_t at = 0;
+    for (Parameter* p : params) {
+      simdnn::Tensor& t = grad ? p->grad : p->value;
+      for (size_t i = 0; i < t.size(); ++i) t[i] = v[at++];
+      p->has_grad = true;
+    }
+  };
+  for (int kind = 0; kind < 3; ++kind) {
+    CAPTURE(kind);
+    Copy whole;
+    whole.opt = make(kind);
+    std::vector<Copy> copies(cuts.size() - 1);
+    for (Copy& c : copies) c.opt = make(kind);
+    std::vector<float> w(kTotal);
+    for (size_t i = 0; i < kTotal; ++i) w[i] = std::sin(static_cast<float>(i));
+    set(whole.params(), w, false);
+    for (Copy& c : copies) set(c.params(), w, false);
+    for (int step = 0; step < 3; ++step) {
+      std::vector<float> g(kTotal);
+      for (size_t i = 0; i < kTotal; ++i) g[i] = std::cos(static_cast<float>(3 * i + step));
+      set(whole.params(), g, true);
+      whole.opt->step(whole.params());
+      std::vector<float> merged(kTotal);
+      for (size_t k = 0; k < copies.size(); ++k) {
+        set(copies[k].params(), g, true);
+        copies[k].opt->step_slice(copies[k].params(), cuts[k], cuts[k + 1]);
+        const std::vector<float> v = flat(copies[k].params(), false);
+        std::copy(v.begin() + cuts[k], v.begin() + cuts[k + 1], merged.begin() + cuts[k]);
+      }
+      for (Copy& c : copies) set(c.params(), merged, false);
+      CHECK(merged == flat(whole.params(), false));
+    }
+    CHECK(whole.opt->steps() == 3);
+    // Each copy's state is the whole run's on its own slice.
+    const auto expected = whole.opt->state(whole.params());
+    for (size_t k = 0; k < copies.size(); ++k) {
+      CHECK(copies[k].opt->steps() == 3);
+      const auto state = copies[k].opt->state(copies[k].params());
+      REQUIRE(state.size() == expected.size());
+      const size_t slots = state.size() / 3;
+      for (size_t s = 0; s < slots; ++s) {
+        std::vector<float> mine, theirs;
+        for (size_t i = 0; i < 3; ++i) {
+          const simdnn::Tensor& x = *state[i * slots + s].second;
+          const simdnn::Tensor& y = *expected[i * slots + s].second;
+          mine.insert(mine.end(), x.data(), x.data() + x.size());
+          theirs.insert(theirs.end(), y.data(), y.data() + y.size());
+        }
+        CHECK(std::equal(mine.begin() + cuts[k], mine.begin() + cuts[k + 1],
+                         theirs.begin() + cuts[k]));
+      }
+    }
+    CHECK_THROWS_AS(whole.opt->step_slice(whole.params(), 10, kTotal + 1),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(whole.opt->step_slice(whole.params(), 10, 9), std::invalid_argument);
   }
 }
 

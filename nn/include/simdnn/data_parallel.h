@@ -18,10 +18,14 @@
 //     run, and N = 1 is exactly the plain single-process step (one piece, scale 1).
 //   - pieces = K fixed (K >= N): every N up to K gives the same bits as one process with the
 //     same K. The price is K smaller steps per batch instead of N.
-// Each process receives, for its 1/N of the gradient, every process's tree nodes
-// (all-to-all), completes the tree there and gathers the completed parts (all-gather): with
-// one node per process (K = N, or N dividing a power-of-two K) that is 2(N-1)/N of the
-// gradient in and out per process, the volume of a ring allreduce.
+// Each process receives, for its slice (1/N) of the gradient, every process's tree nodes
+// (all-to-all) and completes the tree there. With an element-wise optimizer (Adam, AdamW,
+// SGD: Optimizer::elementwise) it then updates only that slice of the parameters and the
+// updated slices are gathered (all-gather), as ZeRO stage 1 shards the optimizer: the same
+// arithmetic per element as a whole step, so the same bits, for 1/N of the update's work.
+// Any other optimizer gets the gathered gradient and takes the whole step. Either way two
+// collective calls per step; with one node per process (K = N, or N dividing a power-of-two
+// K) 2(N-1)/N of the gradient's size in and out per process, the volume of a ring allreduce.
 #pragma once
 
 #include <cstddef>
@@ -107,28 +111,49 @@ class DataParallelStep {
 
   // The step for the global batch `batch` (row indices into `data`, already grouped by label)
   // of the whole run: this process's pieces forward and backward, the loss statistics and the
-  // gradients combined with every process's, then the L2 gradient and optimizer.step(), the
-  // same on every process. The result is the global batch's (as train_step's for the whole
-  // batch). With one piece `rng` draws the dropout masks as train_step does; with more, one
-  // draw of `rng` per step seeds each piece's masks (by piece number: independent of N).
+  // gradients combined with every process's, then the L2 gradient and the optimizer's step on
+  // this process's slice, the slices gathered (see the top), so that every process holds the
+  // same weights. The result is the global batch's (as train_step's for the whole batch).
+  // With one piece `rng` draws the dropout masks as train_step does; with more, one draw of
+  // `rng` per step seeds each piece's masks (by piece number: independent of N).
   // Throws NonFiniteLoss, on every process alike, before touching the parameters.
+  // With an element-wise optimizer each process keeps its state (Adam's moments) current for
+  // its own slice only: call gather_optimizer_state() before reading or saving that state.
   StepResult step(Sequential& model, Tape& tape, Optimizer& optimizer,
                   const LabelledSamples& data, std::span<const uint32_t> batch, float scale,
                   const Regularization& regularization, Rng& rng);
 
+  // Brings every process's optimizer state up to date for the whole model, from the slices
+  // the processes updated (one all-gather; every process calls it at the same point). fit()
+  // does so after every epoch, before the checkpoint.
+  void gather_optimizer_state(Optimizer& optimizer);
+
  private:
-  // The exchange: every piece's statistics (2 doubles each) into all_stats, and the tree sum
-  // of every piece's gradient into result; two collective calls per step.
-  void combine(std::span<const double> my_stats, std::span<double> all_stats,
-               std::span<float> result);
+  // The all-to-all: every piece's statistics (2 doubles each) into all_stats, and the tree
+  // sum of every piece's gradient on this process's slice, returned (in a buffer of this
+  // object, valid until the next call).
+  const float* reduce(std::span<const double> my_stats, std::span<double> all_stats);
+  // The all-gather: `all` = every process's `mine` in process order, process p's being
+  // per_float floats for each float of its slice.
+  void gather(std::span<const float> mine, size_t per_float, std::vector<float>& all);
+  // Process p's slice of the parameters taken end to end: floats [slice_begin(p),
+  // slice_begin(p + 1)).
+  size_t slice_begin(int p) const;
+  // The floats process p's statistics take in an exchange (2 doubles per piece it owns).
+  size_t stats_floats(int p) const;
 
   std::unique_ptr<SingleProcess> own_;  // when no collective was given
   Collective* collective_;
   ShardPlan plan_;
   std::vector<Parameter*> params_;
-  size_t length_ = 0;                   // floats in all gradients
-  std::vector<std::vector<float>> leaf_;  // this process's pieces' scaled gradients
-  std::vector<float> send_, recv_, part_, reduced_;
+  std::vector<Tensor*> values_, grads_;  // params_' values and gradients
+  size_t length_ = 0;                    // floats in all gradients
+  // This process's pieces' scaled gradients, laid out as the all-to-all sends them: for each
+  // process d, room_ floats for the statistics, then the part of the gradient d completes.
+  // With one tree node per process (K = N) the node is the send buffer, without a copy.
+  std::vector<std::vector<float>> leaf_;
+  size_t room_ = 0;  // stats_floats(rank), or 0 alone (no exchange)
+  std::vector<float> send_, recv_, part_, gathered_;
   std::vector<int32_t> labels_;
 };
 

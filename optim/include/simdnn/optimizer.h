@@ -1,6 +1,7 @@
 // Optimizers: Adam (Keras defaults), AdamW (decoupled weight decay) and SGD with momentum.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -21,6 +22,20 @@ class Optimizer {
  public:
   virtual ~Optimizer() = default;
   virtual void step(std::span<Parameter* const> params) = 0;
+  // Whether each element's update depends only on that element's value, gradient and state
+  // (and on the step count), so that step_slice() exists: true for Adam, AdamW and SGD.
+  virtual bool elementwise() const { return false; }
+  // One step for the elements [begin, end) of the parameters' values taken end to end, in the
+  // order given; the other elements and their state stay as they are, and the step count
+  // advances as in step(). Slices that cover the parameters, each stepped once (on one
+  // optimizer or on copies of it in the same state) and cut at multiples of 64 elements from
+  // a tensor's start or at its end, give step()'s values exactly; cut elsewhere, an element
+  // may move between a kernel's vectors and its scalar tail, which can round differently
+  // (AdamW's decay is fused into an FMA in one and not the other).
+  // Data-parallel training shards the update so (docs/distributed.md): every process steps its
+  // slice only. Only gradients inside the slice are read. Throws std::logic_error unless
+  // elementwise().
+  virtual void step_slice(std::span<Parameter* const> params, size_t begin, size_t end);
   // "adam", "adamw" or "sgd".
   virtual std::string name() const = 0;
   // The step size of the next step(); learning-rate schedules (<simdnn/lr_schedule.h>) set it
@@ -59,6 +74,8 @@ class Adam : public Optimizer {
   explicit Adam(AdamOptions options = {}, std::string name = "adam")
       : options_(options), name_(std::move(name)) {}
   void step(std::span<Parameter* const> params) override;
+  bool elementwise() const override { return true; }
+  void step_slice(std::span<Parameter* const> params, size_t begin, size_t end) override;
   std::string name() const override { return name_; }
   std::vector<std::pair<std::string, Tensor*>> state(
       std::span<Parameter* const> params) override;
@@ -86,6 +103,8 @@ class Sgd : public Optimizer {
  public:
   explicit Sgd(SgdOptions options = {}) : options_(options) {}
   void step(std::span<Parameter* const> params) override;
+  bool elementwise() const override { return true; }
+  void step_slice(std::span<Parameter* const> params, size_t begin, size_t end) override;
   std::string name() const override { return "sgd"; }
   float learning_rate() const override { return options_.learning_rate; }
   void set_learning_rate(float lr) override { options_.learning_rate = lr; }
