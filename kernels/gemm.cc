@@ -49,8 +49,14 @@ void PlanTile(int64_t m, int64_t n, bool trans_b, detail::GemmPlan* plan) {
     plan->mr = m;
     // Transposed B is packed anyway: one-vector strips pack ~15% faster than wide ones
     // (1 x 784 x 128: 33 vs 37 us with 128-wide strips) and pad nothing at n = 784.
-    const bool one_vector = trans_b || n <= static_cast<int64_t>(kLanes);
-    plan->nr = static_cast<int64_t>(one_vector ? kLanes : SmallNV(static_cast<size_t>(m)) * kLanes);
+    // C narrower than one wide strip (the n = 10 output layer) takes one-vector strips too:
+    // B is read in place (gemm_rect's direct_b) for every full strip and only the last
+    // n % lanes columns are packed, where one ragged wide strip packed all of it, padding
+    // included (AVX2, 1 x 10 x 128: 128 x 32 floats per call, ~9.6k instructions), and the
+    // tile multiplied padded vectors. Same per-element operations, hence the same bits.
+    const int64_t wide_nr = static_cast<int64_t>(SmallNV(static_cast<size_t>(m)) * kLanes);
+    const bool one_vector = trans_b || n < wide_nr;
+    plan->nr = one_vector ? static_cast<int64_t>(kLanes) : wide_nr;
     return;
   }
   const auto padded = [](int64_t x, int64_t step) { return (x + step - 1) / step * step; };
