@@ -17,8 +17,21 @@ double mean_intensity(std::span<const uint8_t> pixels) {
 
 double mean_intensity(std::span<const float> features, float pixel_scale) {
   if (features.empty() || !(pixel_scale > 0.0f)) return 0.0;
-  double sum = 0.0;
-  for (float f : features) sum += f;
+  // Eight independent partial sums rather than one 784-long chain of dependent additions
+  // (latency-bound, ~5k instructions per served image): the compiler keeps them in vector
+  // registers. For pixels scaled by 1/255 (the served case) every term is a multiple of
+  // 2^-32 below 1, so any order of a double sum of fewer than 2^21 of them is exact and the
+  // result is unchanged; for arbitrary features it may differ in the last bits, which a
+  // monitoring statistic binned into 20 intervals does not notice.
+  constexpr size_t kAcc = 8;
+  double acc[kAcc] = {};
+  const size_t n = features.size(), whole = n - n % kAcc;
+  const float* f = features.data();
+  for (size_t i = 0; i < whole; i += kAcc) {
+    for (size_t j = 0; j < kAcc; ++j) acc[j] += static_cast<double>(f[i + j]);
+  }
+  for (size_t i = whole; i < n; ++i) acc[i - whole] += static_cast<double>(f[i]);
+  const double sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
   const double m = sum / (255.0 * pixel_scale * static_cast<double>(features.size()));
   return std::isfinite(m) ? std::clamp(m, 0.0, 1.0) : 0.0;
 }

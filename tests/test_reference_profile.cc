@@ -61,6 +61,22 @@ TEST_CASE("intensity bins: 20 fixed bins over [0, 1], clamped") {
   CHECK(mean_intensity(raw, 1.0f) == doctest::Approx(0.5));
 }
 
+TEST_CASE("reference_profile: mean_intensity of scaled pixels is exact for any length") {
+  // The served path sums features with several partial sums; for pixel / 255 features that
+  // sum is exact, so it must equal, bit for bit, one sequential double sum, including the
+  // lengths that leave a tail after the partial sums (1, 5, 783) and the 784 of an image.
+  for (size_t n : {size_t{1}, size_t{5}, size_t{8}, size_t{17}, size_t{783}, size_t{784}}) {
+    std::vector<float> features(n);
+    double sequential = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+      features[i] = static_cast<float>((i * 37 + 11) % 256) * (1.0f / 255.0f);
+      sequential += features[i];
+    }
+    const double expected = sequential / (255.0 * (1.0f / 255.0f) * static_cast<double>(n));
+    CHECK(mean_intensity(features, 1.0f / 255.0f) == expected);
+  }
+}
+
 TEST_CASE("reference_profile: class frequencies and the intensity histogram of a set") {
   // Four 2-pixel samples: intensities 0, 0.5, 1, 1 -> bins 0, 10, 19, 19; labels 0, 1, 1, 2.
   const std::vector<uint8_t> pixels{0, 0, 0, 255, 255, 255, 255, 255};
