@@ -1,5 +1,6 @@
 #include "request_id.h"
 
+#include <chrono>
 #include <cstdint>
 #include <random>
 
@@ -24,11 +25,17 @@ std::mt19937_64& thread_rng() {
 std::string generate_request_id() {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string id(32, '0');
+  // 12 hex digits of Unix milliseconds first, most significant first, then 80 random bits.
+  const uint64_t ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  for (int i = 0; i < 12; ++i) id[i] = kHex[(ms >> (44 - 4 * i)) & 0xf];
   std::mt19937_64& rng = thread_rng();
-  for (int half = 0; half < 2; ++half) {
-    uint64_t bits = rng();
-    for (int i = 0; i < 16; ++i, bits >>= 4) id[half * 16 + i] = kHex[bits & 0xf];
-  }
+  uint64_t bits = rng();
+  for (int i = 12; i < 28; ++i, bits >>= 4) id[i] = kHex[bits & 0xf];
+  bits = rng();
+  for (int i = 28; i < 32; ++i, bits >>= 4) id[i] = kHex[bits & 0xf];
   return id;
 }
 

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <condition_variable>
 #include <cstdio>
@@ -15,23 +16,31 @@
 namespace simdnn {
 
 std::string top_k_json(const std::vector<std::pair<int32_t, float>>& top_k) {
-  std::string out = "[";
-  char buf[64];
+  std::string out;
+  append_top_k_json(out, top_k);
+  return out;
+}
+
+void append_top_k_json(std::string& out, const std::vector<std::pair<int32_t, float>>& top_k) {
+  out += '[';
+  char buf[32];
   for (size_t i = 0; i < top_k.size(); ++i) {
-    // %.9g round-trips a float; a non-finite probability (never produced by softmax) would not
-    // be JSON, so it is written as null.
+    if (i) out += ',';
+    out += "{\"class\":";
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, top_k[i].first).ptr);
+    out += ",\"probability\":";
+    // std::to_chars writes the shortest text that reads back as the same float (cheaper than
+    // printf's %.9g, which the writer thread spent most of its own time in); a non-finite
+    // probability (never produced by softmax) would not be JSON, so it is written as null.
     const float p = top_k[i].second;
     if (p == p && p - p == 0.0f) {
-      std::snprintf(buf, sizeof buf, "%s{\"class\":%d,\"probability\":%.9g}", i ? "," : "",
-                    static_cast<int>(top_k[i].first), static_cast<double>(p));
+      out.append(buf, std::to_chars(buf, buf + sizeof buf, p).ptr);
     } else {
-      std::snprintf(buf, sizeof buf, "%s{\"class\":%d,\"probability\":null}", i ? "," : "",
-                    static_cast<int>(top_k[i].first));
+      out += "null";
     }
-    out += buf;
+    out += '}';
   }
   out += ']';
-  return out;
 }
 
 namespace {
@@ -88,8 +97,12 @@ CREATE TABLE IF NOT EXISTS predictions(
   feedback_label INTEGER,
   feedback_time_ms INTEGER);
 CREATE INDEX IF NOT EXISTS predictions_request_id ON predictions(request_id);
-CREATE INDEX IF NOT EXISTS predictions_time_ms ON predictions(time_ms);
+DROP INDEX IF EXISTS predictions_time_ms;
 )sql";
+// The time_ms index of the first databases is dropped at open: retention by age finds its cut
+// through the id order instead (ids grow with time), and every insert no longer updates a second
+// index. Dropping an index changes no row, so the schema version stays 1 and an older build
+// still opens the file (it creates the index again).
 
 struct Feedback {
   std::string model;
@@ -150,6 +163,9 @@ struct PredictionStore::Impl {
       // loss can take back the last commits.
       exec("PRAGMA journal_mode=WAL", "cannot switch to WAL mode (not a SQLite database?)");
       exec("PRAGMA synchronous=NORMAL", "cannot set synchronous=NORMAL");
+      // 32 MB of page cache (default 2 MB): the request_id index takes inserts all over its
+      // pages, and a page that is not cached is read back from the file for every insert.
+      exec("PRAGMA cache_size=-32768", "cannot set the cache size");
       int version = 0;
       {
         Statement s(db, "PRAGMA user_version", path.string());
@@ -172,6 +188,7 @@ struct PredictionStore::Impl {
   // Inserts `rows` in transactions of at most batch_rows rows each.
   void write(std::vector<PredictionRecord>& rows, Statement& insert, Statement& begin,
              Statement& commit, Statement& rollback) {
+    std::string top_k;  // one buffer for every row's top-k text
     for (size_t first = 0; first < rows.size(); first += options.batch_rows) {
       const size_t last = std::min(rows.size(), first + options.batch_rows);
       try {
@@ -179,7 +196,8 @@ struct PredictionStore::Impl {
         for (size_t i = first; i < last; ++i) {
           const PredictionRecord& r = rows[i];
           sqlite3_stmt* s = insert.get();
-          const std::string top_k = top_k_json(r.top_k);
+          top_k.clear();
+          append_top_k_json(top_k, r.top_k);
           sqlite3_bind_text(s, 1, r.request_id.data(), static_cast<int>(r.request_id.size()),
                             SQLITE_STATIC);
           sqlite3_bind_int64(s, 2, r.time_ms);
@@ -274,7 +292,13 @@ struct PredictionStore::Impl {
     Statement update(db,
                      "UPDATE predictions SET feedback_label=?1,feedback_time_ms=?2 WHERE id=?3",
                      p);
-    Statement by_age(db, "DELETE FROM predictions WHERE time_ms<?1", p);
+    // Ids grow with time (rows are appended as predictions are made), so the rows older than the
+    // cut are those below the first id at or after it: one bounded scan from the oldest row,
+    // with no time_ms index to keep up at every insert. When no row is that recent, all go.
+    Statement by_age(db,
+                     "DELETE FROM predictions WHERE id<coalesce((SELECT id FROM predictions "
+                     "WHERE time_ms>=?1 ORDER BY id LIMIT 1),(SELECT max(id)+1 FROM predictions))",
+                     p);
     // Ids only grow (rows are only appended), so the newest max_rows rows are the ids above
     // max(id) - max_rows.
     Statement by_rows(db,

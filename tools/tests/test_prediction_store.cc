@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <limits>
 #include <string>
 #include <thread>
 
@@ -312,6 +313,64 @@ TEST_CASE("prediction store: SIGKILL of the writing process mid-stream loses at 
   REQUIRE(store.record(make_record(999999)));
   CHECK(store.record_feedback("", "req-999999", 1).status == FeedbackStatus::kRecorded);
   CHECK(Db(path).number("SELECT count(*) FROM predictions") == before + 1);
+}
+
+TEST_CASE("prediction store: a database of the first schema (with the time_ms index) opens, "
+          "loses that index and keeps its rows, feedback and retention by age") {
+  TempDir dir("store-old-schema");
+  const auto path = dir / "old.db";
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  {
+    Db db(path);
+    db.exec("PRAGMA journal_mode=WAL");
+    db.exec(
+        "CREATE TABLE predictions(id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, time_ms "
+        "INTEGER NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, predicted_class INTEGER "
+        "NOT NULL, confidence REAL NOT NULL, top_k TEXT NOT NULL, input BLOB, feedback_label "
+        "INTEGER, feedback_time_ms INTEGER);"
+        "CREATE INDEX predictions_request_id ON predictions(request_id);"
+        "CREATE INDEX predictions_time_ms ON predictions(time_ms);"
+        "PRAGMA user_version=1;");
+    // Two rows older than a day, then one of now.
+    db.exec("INSERT INTO predictions(request_id,time_ms,model,version,predicted_class,confidence,"
+            "top_k) VALUES('old-1'," + std::to_string(now - 90'000'000) + ",'m','1',1,0.5,'[]'),"
+            "('old-2'," + std::to_string(now - 89'000'000) + ",'m','1',2,0.5,'[]'),"
+            "('new-1'," + std::to_string(now) + ",'m','1',3,0.5,'[]')");
+  }
+  {
+    PredictionStore store(path, {.batch_interval = 10ms, .max_age = 86400s});
+    CHECK(store.record_feedback("m", "new-1", 3).status == FeedbackStatus::kRecorded);
+    Db db(path);
+    CHECK(db.number("SELECT count(*) FROM sqlite_master WHERE name='predictions_time_ms'") == 0);
+    CHECK(db.number("SELECT count(*) FROM sqlite_master WHERE name='predictions_request_id'") == 1);
+    CHECK(db.number("PRAGMA user_version") == 1);
+    // Retention by age cuts before the first young row, in id order.
+    REQUIRE(eventually([&] { return db.number("SELECT count(*) FROM predictions") == 1; }));
+    CHECK(db.text("SELECT request_id FROM predictions") == "new-1");
+    CHECK(eventually([&] { return store.stats().pruned == 2; }));
+  }
+  // Rows whose ages are all beyond max_age all go (no young row to cut at).
+  {
+    Db db(path);
+    db.exec("UPDATE predictions SET time_ms=" + std::to_string(now - 90'000'000));
+  }
+  PredictionStore store(path, {.batch_interval = 10ms, .max_age = 86400s});
+  Db db(path);
+  REQUIRE(eventually([&] { return db.number("SELECT count(*) FROM predictions") == 0; }));
+}
+
+TEST_CASE("prediction store: top-k text is JSON with the shortest round-tripping probabilities") {
+  CHECK(top_k_json({}) == "[]");
+  CHECK(top_k_json({{3, 0.5f}, {7, 0.25f}}) ==
+        "[{\"class\":3,\"probability\":0.5},{\"class\":7,\"probability\":0.25}]");
+  const float p = 0.8123456f;
+  const std::string text = top_k_json({{1, p}});
+  const size_t at = text.find("\"probability\":") + 14;
+  CHECK(std::stof(text.substr(at)) == p);
+  CHECK(top_k_json({{2, std::numeric_limits<float>::infinity()}}) ==
+        "[{\"class\":2,\"probability\":null}]");
 }
 
 }  // namespace test_prediction_store

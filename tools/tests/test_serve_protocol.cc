@@ -1,6 +1,7 @@
 // The protocol and application layer, in process: PredictionService::handle on constructed
 // Requests (no sockets). Open Inference Protocol endpoints, multipart uploads, request ids,
 // bearer tokens, the access log and the process metrics.
+#include <chrono>
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -319,6 +320,25 @@ TEST_CASE("serve protocol: request ids are honoured when sane, generated otherwi
   CHECK(simdnn::serving::sanitize_request_id(std::string(129, 'a')).size() == 32);
   CHECK(simdnn::serving::sanitize_request_id(std::string(128, 'a')) == std::string(128, 'a'));
   CHECK(simdnn::serving::sanitize_request_id("caf\xc3\xa9").size() == 32);
+  {
+    // Generated ids start with the time in ms (12 hex digits), so they sort by time (the store's
+    // request_id index appends instead of inserting anywhere), and still differ within one ms.
+    const auto ms_now = [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+    const long long before = ms_now();
+    const std::string first = simdnn::serving::generate_request_id();
+    const std::string second = simdnn::serving::generate_request_id();
+    const long long after = ms_now();
+    const long long stamp = std::stoll(first.substr(0, 12), nullptr, 16);
+    CHECK(stamp >= before);
+    CHECK(stamp <= after);
+    CHECK(first != second);
+    CHECK(first.substr(0, 12) <= second.substr(0, 12));
+    CHECK(second.find_first_not_of("0123456789abcdef") == std::string::npos);
+  }
   // /predict carries it in the body too, next to the unchanged fields.
   std::string pixels = "{\"pixels\":[";
   for (size_t i = 0; i < kFeatures; ++i) pixels += (i ? ",0" : "0");

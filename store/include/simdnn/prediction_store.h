@@ -56,7 +56,8 @@ struct PredictionStoreOptions {
   // ...and a record waits at most about batch_interval before its batch commits.
   std::chrono::milliseconds batch_interval{200};
   // Retention, applied by the writer at most once per second: rows older than max_age
-  // (0: no age limit) and, beyond max_rows rows, the oldest ones (0: no row limit).
+  // (0: no age limit) and, beyond max_rows rows, the oldest ones (0: no row limit). Age is cut
+  // in id order: the rows before the first one that is younger than max_age go.
   std::chrono::seconds max_age{0};
   size_t max_rows = 0;
 };
@@ -149,7 +150,10 @@ size_t for_each_labelled_prediction(const std::filesystem::path& path,
                                     const LabelledPredictionFilter& filter,
                                     const std::function<void(const LabelledPrediction&)>& visit);
 
-// The top-k column's JSON text: [{"class":3,"probability":0.91},...].
+// The top-k column's JSON text: [{"class":3,"probability":0.91},...], each probability the
+// shortest decimal that reads back as the same float.
 std::string top_k_json(const std::vector<std::pair<int32_t, float>>& top_k);
+// The same text appended to `out`, so the writer reuses one buffer for every row.
+void append_top_k_json(std::string& out, const std::vector<std::pair<int32_t, float>>& top_k);
 
 }  // namespace simdnn
