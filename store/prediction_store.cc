@@ -163,8 +163,9 @@ struct PredictionStore::Impl {
       // loss can take back the last commits.
       exec("PRAGMA journal_mode=WAL", "cannot switch to WAL mode (not a SQLite database?)");
       exec("PRAGMA synchronous=NORMAL", "cannot set synchronous=NORMAL");
-      // 32 MB of page cache (default 2 MB): the request_id index takes inserts all over its
-      // pages, and a page that is not cached is read back from the file for every insert.
+      // 32 MB of page cache (default 2 MB): serve's own ids sort by time and land on the
+      // request_id index's last pages, but ids sent by clients land anywhere in it, and a page
+      // that is not cached is read back from the file for every such insert.
       exec("PRAGMA cache_size=-32768", "cannot set the cache size");
       int version = 0;
       {
