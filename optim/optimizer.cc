@@ -28,9 +28,15 @@ void ensure_slots(std::vector<Tensor>& slots, std::span<Parameter* const> params
 
 // Runs update(param_index, begin, count) over the elements [from, to) of the parameters taken
 // end to end, cut into one contiguous share per thread (at 16-element boundaries from `from`).
-// Updates are element-wise, so the split does not change any result. Equal shares, not
-// fixed-size chunks: 64 KiB chunks dealt out statically gave one thread 5 of W1's 7 chunks and
-// the other the rest (82k vs 20k elements), and 2 threads ran Adam only 1.1x faster than one.
+// Updates are element-wise, so the split changes no result as long as every cut falls where
+// a kernel's vector loop would cut anyway: a cut 16 elements from `from` can land inside a
+// tensor off its 64-element grid (when a tensor's size is not a multiple of 16), and AdamW's
+// decay, fused into an FMA in the vector loop but not in the scalar tail, then rounds an
+// element differently: for such models AdamW's bits can depend on the thread count. Not yet
+// fixed (cut per tensor at 64-element steps); the default model's tensors are aligned.
+// Equal shares, not fixed-size chunks: 64 KiB chunks dealt out statically gave one thread 5 of
+// W1's 7 chunks and the other the rest (82k vs 20k elements), and 2 threads ran Adam only 1.1x
+// faster than one.
 // Slices under 64k elements stay on the calling thread (the fork/join would cost more than it
 // saves).
 template <class Update>
