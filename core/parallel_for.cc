@@ -79,7 +79,7 @@ class Pool {
 
   // Runs a job; false if another caller holds the pool.
   bool run(int64_t count, int threads, detail::TileFn fn, const void* ctx, int64_t* work_ns,
-           int64_t* wait_ns) {
+           int64_t* wait_ns, bool* helped) {
     bool expected = false;
     if (!busy_.compare_exchange_strong(expected, true, std::memory_order_acquire)) return false;
     grow(threads - 1);
@@ -95,7 +95,10 @@ class Pool {
 
     const int64_t start = ContentionGuard::now_ns();
     t_in_parallel_for = true;
-    for (int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < count;) fn(ctx, i);
+    int64_t own = 0;
+    for (int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < count; ++own) {
+      fn(ctx, i);
+    }
     t_in_parallel_for = false;
     const int64_t done = ContentionGuard::now_ns();
     // Wait for the tiles pool threads are still running, then close the job.
@@ -117,6 +120,7 @@ class Pool {
     }
     *work_ns = done - start;
     *wait_ns = ContentionGuard::now_ns() - done;
+    *helped = own < count;
     busy_.store(false, std::memory_order_release);
     return true;
   }
@@ -207,8 +211,8 @@ bool in_parallel_for() { return t_in_parallel_for; }
 namespace detail {
 
 bool run_on_pool(int64_t count, int threads, TileFn fn, const void* ctx, int64_t* caller_work_ns,
-                 int64_t* caller_wait_ns) {
-  return pool().run(count, threads, fn, ctx, caller_work_ns, caller_wait_ns);
+                 int64_t* caller_wait_ns, bool* helped) {
+  return pool().run(count, threads, fn, ctx, caller_work_ns, caller_wait_ns, helped);
 }
 
 }  // namespace detail

@@ -72,4 +72,38 @@ TEST_CASE("ContentionGuard: 16 clean calls in a row halve the window") {
   CHECK(g.level() == 1);
 }
 
+TEST_CASE("ContentionGuard: calls no pool thread helped with add up to a stall") {
+  ContentionGuard g;
+  int64_t now = kStart;
+  const int64_t step = ContentionGuard::kAbsentNs / 4;
+  for (int i = 0; i < 4; ++i) g.report(step, 0, 10 * kMs, now += step, /*helped=*/false);
+  CHECK(g.level() == 0);  // exactly kAbsentNs: not yet
+  g.report(step, 0, 10 * kMs, now += step, /*helped=*/false);
+  CHECK(g.level() == 1);
+  CHECK(g.serial_now(now + kMs));
+}
+
+TEST_CASE("ContentionGuard: a call a pool thread helped with starts the absent count over") {
+  ContentionGuard g;
+  int64_t now = kStart;
+  const int64_t step = ContentionGuard::kAbsentNs / 4;
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 3; ++i) g.report(step, 0, 10 * kMs, now += step, /*helped=*/false);
+    g.report(step, 0, 10 * kMs, now += step, /*helped=*/true);
+  }
+  CHECK(g.level() == 0);
+}
+
+TEST_CASE("ContentionGuard: calls nobody helped with do not count as clean ones") {
+  ContentionGuard g;
+  int64_t now = kStart;
+  call(g, 5 * kMs, now);
+  CHECK(g.level() == 1);
+  // Many short unhelped calls, too short in total to be a stall, leave the level alone.
+  for (int i = 0; i < 3 * ContentionGuard::kCleanCalls; ++i) {
+    g.report(1000, 0, 10 * kMs, now += 1000, /*helped=*/false);
+  }
+  CHECK(g.level() == 1);
+}
+
 }  // namespace test_contention_guard

@@ -72,6 +72,45 @@ TEST_CASE("parallel_for: uneven tiles are shared out, and a slow tile does not h
   CHECK(distinct_threads.load() <= 2);
 }
 
+TEST_CASE("run_on_pool: helped says whether a pool thread ran a tile") {
+  struct Ctx {
+    std::thread::id caller;
+    std::atomic<int> others{0};
+    std::atomic<int> started{0};
+    bool rendezvous = false;
+  };
+  const simdnn::detail::TileFn fn = [](const void* p, int64_t /*i*/) {
+    auto* ctx = static_cast<Ctx*>(const_cast<void*>(p));
+    if (std::this_thread::get_id() != ctx->caller) ctx->others.fetch_add(1);
+    if (!ctx->rendezvous) return;
+    // The first tile waits (at most 10 s) for the second to start, which only another thread
+    // can do: the caller runs one tile at a time.
+    if (ctx->started.fetch_add(1) != 0) return;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (ctx->started.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+  };
+  // Short calls: helped must agree with where the tiles ran, whichever way each call goes.
+  for (int rep = 0; rep < 200; ++rep) {
+    Ctx ctx;
+    ctx.caller = std::this_thread::get_id();
+    int64_t work = 0, wait = 0;
+    bool helped = false;
+    REQUIRE(simdnn::detail::run_on_pool(4, 2, fn, &ctx, &work, &wait, &helped));
+    CHECK(helped == (ctx.others.load() > 0));
+  }
+  // A call that cannot finish without a second thread reports help.
+  Ctx ctx;
+  ctx.caller = std::this_thread::get_id();
+  ctx.rendezvous = true;
+  int64_t work = 0, wait = 0;
+  bool helped = false;
+  REQUIRE(simdnn::detail::run_on_pool(2, 2, fn, &ctx, &work, &wait, &helped));
+  CHECK(ctx.others.load() > 0);
+  CHECK(helped);
+}
+
 TEST_CASE("parallel_for: nested calls run serially and completely") {
   reset_guard();
   std::atomic<int64_t> sum{0};
