@@ -26,6 +26,11 @@ TEST_CASE("ContentionGuard: a stall makes calls serial for 4 ms, then parallel a
   CHECK(g.level() == 1);
   CHECK(g.serial_now(kStart + 3 * kMs));
   CHECK_FALSE(g.serial_now(kStart + 5 * kMs));
+  call(g, 5 * kMs, kStart + 6 * kMs);
+  CHECK(g.level() == 2);
+  g.reset();
+  CHECK(g.level() == 0);
+  CHECK_FALSE(g.serial_now(kStart + 7 * kMs));
 }
 
 TEST_CASE("ContentionGuard: a slow share on its own counts as a stall; a small wait does not") {

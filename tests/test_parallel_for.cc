@@ -22,13 +22,7 @@ namespace test_parallel_for {
 namespace {
 
 // Clears the stall guard's back-off, so a slow test machine does not turn the calls serial.
-void reset_guard() {
-  auto& g = simdnn::contention_guard();
-  while (g.level() > 0) {
-    for (int i = 0; i < simdnn::ContentionGuard::kCleanCalls; ++i) g.report(0, 0, 1, 0);
-  }
-  g.report(0, 0, 1, 0);
-}
+void reset_guard() { simdnn::contention_guard().reset(); }
 
 }  // namespace
 

@@ -75,6 +75,15 @@ class ContentionGuard {
     }
   }
 
+  // Forgets every stall: parallel at once, no back-off (tests that need the pool).
+  void reset() {
+    serial_until_ns_.store(0, std::memory_order_relaxed);
+    last_stall_ns_.store(0, std::memory_order_relaxed);
+    level_.store(0, std::memory_order_relaxed);
+    clean_.store(0, std::memory_order_relaxed);
+    absent_ns_.store(0, std::memory_order_relaxed);
+  }
+
   // The current back-off level: 0 = none, the window is 2 ms << level.
   int level() const { return level_.load(std::memory_order_relaxed); }
 
