@@ -95,6 +95,43 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+}  // namespace
+
+bool format_plain_reply_head(const Reply& reply, unsigned version, bool keep_alive,
+                             std::string& head) {
+  const int status = reply.status;
+  if (status < 200 || status > 999 || status == 204 || status == 304) return false;
+  for (const auto& [name, value] : reply.headers) {
+    if (iequals(name, "Connection") || iequals(name, "Content-Length") ||
+        iequals(name, "Transfer-Encoding") || iequals(name, "Content-Type")) {
+      return false;
+    }
+  }
+  head.clear();
+  head += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  char digits[24];
+  head.append(digits, std::to_chars(digits, digits + sizeof digits, status).ptr);
+  head += ' ';
+  head += view(http::obsolete_reason(static_cast<http::status>(status)));
+  head += "\r\nContent-Type: ";
+  head += trim(reply.content_type);
+  head += "\r\n";
+  for (const auto& [name, value] : reply.headers) {
+    head += name;
+    head += ": ";
+    head += trim(value);
+    head += "\r\n";
+  }
+  if (version == 11 && !keep_alive) head += "Connection: close\r\n";
+  if (version == 10 && keep_alive) head += "Connection: keep-alive\r\n";
+  head += "Content-Length: ";
+  head.append(digits, std::to_chars(digits, digits + sizeof digits, reply.body.size()).ptr);
+  head += "\r\n\r\n";
+  return true;
+}
+
+namespace {
+
 // The client went away or the server cut the connection: nothing to answer.
 bool connection_gone(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == http::error::partial_message ||
@@ -406,41 +443,10 @@ class HttpConnection final : public Connection,
 
   // The common reply written without Beast's serializer, which cost about a tenth of a
   // request's CPU (a field list allocated per reply, then walked as a buffer sequence of
-  // variants): the same bytes Beast writes for it (status line with Beast's reason phrase,
-  // Content-Type, the extra fields in order with values trimmed as Beast stores them, the
-  // Connection field keep_alive() would add, Content-Length last as prepare_payload() puts it),
-  // as two buffers. Replies Beast treats specially (1xx, 204, 304 have no body; fields the
-  // transport manages) still go through it: false then, nothing sent.
+  // variants): format_plain_reply_head's bytes and the body, as two buffers. Replies Beast
+  // treats specially still go through it: false then, nothing sent.
   bool write_plain_reply(Reply& reply, unsigned version, bool keep_alive) {
-    const int status = reply.status;
-    if (status < 200 || status > 999 || status == 204 || status == 304) return false;
-    for (const auto& [name, value] : reply.headers) {
-      if (iequals(name, "Connection") || iequals(name, "Content-Length") ||
-          iequals(name, "Transfer-Encoding") || iequals(name, "Content-Type")) {
-        return false;
-      }
-    }
-    std::string& head = head_;
-    head.clear();
-    head += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-    char digits[24];
-    head.append(digits, std::to_chars(digits, digits + sizeof digits, status).ptr);
-    head += ' ';
-    head += view(http::obsolete_reason(static_cast<http::status>(status)));
-    head += "\r\nContent-Type: ";
-    head += trim(reply.content_type);
-    head += "\r\n";
-    for (const auto& [name, value] : reply.headers) {
-      head += name;
-      head += ": ";
-      head += trim(value);
-      head += "\r\n";
-    }
-    if (version == 11 && !keep_alive) head += "Connection: close\r\n";
-    if (version == 10 && keep_alive) head += "Connection: keep-alive\r\n";
-    head += "Content-Length: ";
-    head.append(digits, std::to_chars(digits, digits + sizeof digits, reply.body.size()).ptr);
-    head += "\r\n\r\n";
+    if (!format_plain_reply_head(reply, version, keep_alive, head_)) return false;
     body_ = std::move(reply.body);
     state_ = State::kWriting;
     lowest().expires_after(std::chrono::seconds(options_.body_timeout_seconds));

@@ -13,12 +13,24 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 namespace simdnn::serving {
 
 class PredictionService;
+struct Reply;
 struct ServeOptions;
+
+// The status line and header fields, up to and including the blank line, that Beast's
+// serializer writes for `reply` (response<string_body> with its status, Content-Type, the
+// extra fields in order, keep_alive(keep_alive) and prepare_payload()), so that the common
+// reply can skip the serializer. False, with `head` untouched, for replies Beast treats
+// specially: 1xx, 204 and 304 (no body) and replies carrying Connection, Content-Length,
+// Transfer-Encoding or a second Content-Type. tools/tests/test_serve_reply_bytes.cc compares
+// the two byte for byte.
+bool format_plain_reply_head(const Reply& reply, unsigned version, bool keep_alive,
+                             std::string& head);
 
 // A connection as the server sees it during a drain. Both calls are thread-safe: they post
 // to the connection's strand.
