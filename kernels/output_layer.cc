@@ -1,11 +1,13 @@
 // Fused output layer (see simdnn/output_layer.h): per block of N rows (N = the vector length),
 //   1. logits: dot products of two rows of H with five rows of Wᵀ at a time, vectorized over
-//      the input dimension (10 accumulators + 2 + 1 registers on AVX2), each reduced to a sum;
+//      the input dimension (10 accumulators + 2 + 1 registers), each reduced to a sum; on AVX2
+//      four rows with two rows of Wᵀ, the eight sums reduced together (Logits4x2);
 //   2. softmax, loss and dlogits vectorized over the block's rows (the logits sit class-major
 //      in a small buffer: one vector per class);
 //   3. dWᵀ[c][p] += dl[c][i] * H[i][p], vectorized over p, five classes x two vectors at a time
 //      kept in registers across the block's rows;
-//   4. dH[i][p] = sum_c dl[c][i] * Wᵀ[c][p], vectorized over p, four rows x two vectors.
+//   4. dH[i][p] = sum_c dl[c][i] * Wᵀ[c][p], vectorized over p, four rows x three vectors
+//      (AVX2; two elsewhere).
 // The block of H (N rows x in) is read from memory once and reused from L1 by steps 1, 3, 4.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "output_layer.cc"
@@ -89,6 +91,42 @@ HWY_INLINE void LogitsGroup(const detail::OutputLayerArgs& a, const float* HWY_R
   }
 }
 
+#if HWY_TARGET == HWY_AVX2
+// AVX2, in a multiple of 8: lt[c][i0 + j] and lt[c1][i0 + j] for the four rows h[j] (c1 may equal
+// c), dot products vectorized over the input as in LogitsGroup, but the eight sums leave
+// through one transposing reduction (six hadds, two lane swaps, an add) that lands them in
+// lt's class-major layout, instead of eight horizontal sums and scalar stores: those took a
+// third of the logits step's time (perf, cpu-clock, batch 256).
+HWY_INLINE void Logits4x2(const detail::OutputLayerArgs& a, const float* const* HWY_RESTRICT h,
+                          size_t c, size_t c1, float* HWY_RESTRICT lt) {
+  const size_t in = a.in;
+  const float* HWY_RESTRICT w0 = a.wt + c * in;
+  const float* HWY_RESTRICT w1 = a.wt + c1 * in;
+  __m256 acc[8];
+  for (auto& v : acc) v = _mm256_setzero_ps();
+  for (size_t p = 0; p < in; p += 8) {
+    const __m256 u = _mm256_loadu_ps(w0 + p);
+    const __m256 v = _mm256_loadu_ps(w1 + p);
+    for (size_t j = 0; j < 4; ++j) {
+      const __m256 x = _mm256_loadu_ps(h[j] + p);
+      acc[j] = _mm256_fmadd_ps(x, u, acc[j]);
+      acc[4 + j] = _mm256_fmadd_ps(x, v, acc[4 + j]);
+    }
+  }
+  // hadd(hadd(a0, a1), hadd(a2, a3)) = [a0..a3 summed over lanes 0-3 | over lanes 4-7].
+  const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]),
+                                      _mm256_hadd_ps(acc[2], acc[3]));
+  const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]),
+                                      _mm256_hadd_ps(acc[6], acc[7]));
+  const __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20),
+                                    _mm256_permute2f128_ps(s0123, s4567, 0x31));
+  const __m256 bias = _mm256_setr_m128(_mm_set1_ps(a.b[c]), _mm_set1_ps(a.b[c1]));
+  const __m256 out = _mm256_add_ps(sums, bias);
+  _mm_storeu_ps(lt + c * 8, _mm256_castps256_ps128(out));
+  _mm_storeu_ps(lt + c1 * 8, _mm256_extractf128_ps(out, 1));
+}
+#endif
+
 // dwt[c0 + g][p] += sum over the block's valid rows i of dl[c0 + g][i] * h_i[p].
 template <size_t G>
 HWY_INLINE void DwGroup(const detail::OutputLayerArgs& a, size_t r0, size_t valid, size_t c0) {
@@ -139,6 +177,40 @@ HWY_INLINE void DwGroup(const detail::OutputLayerArgs& a, size_t r0, size_t vali
   }
 }
 
+// dh row (r0 + i0 + j)[p .. p + V * N) = sum_c dl[c][i0 + j] * wt[c][p ..], for j < R.
+template <size_t R, size_t V>
+HWY_INLINE void DhChunk(const detail::OutputLayerArgs& a, size_t r0, size_t i0, size_t p) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const size_t in = a.in, classes = a.classes;
+  const float* HWY_RESTRICT lt = a.lt;
+  float* dh = a.dh + (r0 + i0) * a.lddh + p;
+  VF acc[R][V];
+  for (size_t j = 0; j < R; ++j) {
+    for (size_t v = 0; v < V; ++v) acc[j][v] = hn::Zero(d);
+  }
+  for (size_t c = 0; c < classes; ++c) {
+    VF w[V];
+    for (size_t v = 0; v < V; ++v) w[v] = hn::LoadU(d, a.wt + c * in + p + v * N);
+    for (size_t j = 0; j < R; ++j) {
+      const VF s = hn::Set(d, lt[c * N + i0 + j]);
+      for (size_t v = 0; v < V; ++v) acc[j][v] = hn::MulAdd(s, w[v], acc[j][v]);
+    }
+  }
+  for (size_t j = 0; j < R; ++j) {
+    for (size_t v = 0; v < V; ++v) hn::StoreU(acc[j][v], d, dh + j * a.lddh + v * N);
+  }
+}
+
+// Vectors per dH chunk: on AVX2 4 rows x 3 vectors = 12 accumulators (+ 3 + 1 of the 16
+// registers); with 8 the FMAs' 4-cycle latency on two pipes left no slack. Every element is
+// the same sum over the classes in the same order whatever the chunk, so this is speed only.
+#if HWY_TARGET == HWY_AVX2
+constexpr size_t kDhVectors = 3;
+#else
+constexpr size_t kDhVectors = 2;
+#endif
+
 // dh row (r0 + i0 + j)[p] = sum_c dl[c][i0 + j] * wt[c][p] for j < R.
 template <size_t R>
 HWY_INLINE void DhGroup(const detail::OutputLayerArgs& a, size_t r0, size_t i0) {
@@ -146,36 +218,10 @@ HWY_INLINE void DhGroup(const detail::OutputLayerArgs& a, size_t r0, size_t i0) 
   const size_t N = hn::Lanes(d);
   const size_t in = a.in, classes = a.classes;
   const float* HWY_RESTRICT lt = a.lt;
-  float* dh = a.dh + (r0 + i0) * a.lddh;
   size_t p = 0;
-  for (; p + 2 * N <= in; p += 2 * N) {
-    VF acc[R][2];
-    for (size_t j = 0; j < R; ++j) acc[j][0] = acc[j][1] = hn::Zero(d);
-    for (size_t c = 0; c < classes; ++c) {
-      const VF w0 = hn::LoadU(d, a.wt + c * in + p);
-      const VF w1 = hn::LoadU(d, a.wt + c * in + p + N);
-      for (size_t j = 0; j < R; ++j) {
-        const VF s = hn::Set(d, lt[c * N + i0 + j]);
-        acc[j][0] = hn::MulAdd(s, w0, acc[j][0]);
-        acc[j][1] = hn::MulAdd(s, w1, acc[j][1]);
-      }
-    }
-    for (size_t j = 0; j < R; ++j) {
-      hn::StoreU(acc[j][0], d, dh + j * a.lddh + p);
-      hn::StoreU(acc[j][1], d, dh + j * a.lddh + p + N);
-    }
-  }
-  for (; p + N <= in; p += N) {
-    VF acc[R];
-    for (size_t j = 0; j < R; ++j) acc[j] = hn::Zero(d);
-    for (size_t c = 0; c < classes; ++c) {
-      const VF w0 = hn::LoadU(d, a.wt + c * in + p);
-      for (size_t j = 0; j < R; ++j) {
-        acc[j] = hn::MulAdd(hn::Set(d, lt[c * N + i0 + j]), w0, acc[j]);
-      }
-    }
-    for (size_t j = 0; j < R; ++j) hn::StoreU(acc[j], d, dh + j * a.lddh + p);
-  }
+  for (; p + kDhVectors * N <= in; p += kDhVectors * N) DhChunk<R, kDhVectors>(a, r0, i0, p);
+  for (; p + N <= in; p += N) DhChunk<R, 1>(a, r0, i0, p);
+  float* dh = a.dh + (r0 + i0) * a.lddh;
   for (; p < in; ++p) {
     for (size_t j = 0; j < R; ++j) {
       float s = 0.0f;
@@ -226,20 +272,40 @@ double OutputLayerTrain(const detail::OutputLayerArgs& a) {
     const size_t valid = rows - r0 < N ? rows - r0 : N;
     // 1. Logits of the block, class-major: lt[c * N + i]. Rows past the batch repeat the last
     // row (in bounds; masked out below).
-    for (size_t i = 0; i < N; i += 2) {
-      const size_t ra = r0 + (i < valid ? i : valid - 1);
-      const size_t rb = r0 + (i + 1 < valid ? i + 1 : valid - 1);
-      const float* h0 = a.h + ra * a.ldh;
-      const float* h1 = a.h + rb * a.ldh;
-      for (size_t c0 = 0; c0 < classes;) {
-        c0 += UpTo<kClassGroup>(classes - c0, [&](auto g) HWY_ATTR {
-          constexpr size_t G = decltype(g)::value;
-          LogitsGroup<G>(a, h0, h1, c0, tmp0, tmp1);
-          for (size_t k = 0; k < G; ++k) {
-            lt[(c0 + k) * N + i] = tmp0[k];
-            if (i + 1 < N) lt[(c0 + k) * N + i + 1] = tmp1[k];
-          }
-        });
+#if HWY_TARGET == HWY_AVX2
+    const bool transposing_sums = in % 8 == 0;
+#else
+    constexpr bool transposing_sums = false;
+#endif
+    if (transposing_sums) {
+#if HWY_TARGET == HWY_AVX2
+      for (size_t i0 = 0; i0 < 8; i0 += 4) {
+        const float* hr[4];
+        for (size_t j = 0; j < 4; ++j) {
+          const size_t i = i0 + j;
+          hr[j] = a.h + (r0 + (i < valid ? i : valid - 1)) * a.ldh;
+        }
+        for (size_t c = 0; c < classes; c += 2) {
+          Logits4x2(a, hr, c, c + 1 < classes ? c + 1 : c, lt + i0);
+        }
+      }
+#endif
+    } else {
+      for (size_t i = 0; i < N; i += 2) {
+        const size_t ra = r0 + (i < valid ? i : valid - 1);
+        const size_t rb = r0 + (i + 1 < valid ? i + 1 : valid - 1);
+        const float* h0 = a.h + ra * a.ldh;
+        const float* h1 = a.h + rb * a.ldh;
+        for (size_t c0 = 0; c0 < classes;) {
+          c0 += UpTo<kClassGroup>(classes - c0, [&](auto g) HWY_ATTR {
+            constexpr size_t G = decltype(g)::value;
+            LogitsGroup<G>(a, h0, h1, c0, tmp0, tmp1);
+            for (size_t k = 0; k < G; ++k) {
+              lt[(c0 + k) * N + i] = tmp0[k];
+              if (i + 1 < N) lt[(c0 + k) * N + i + 1] = tmp1[k];
+            }
+          });
+        }
       }
     }
     // 2. Softmax, loss and dlogits over the block's rows, one vector per class.
