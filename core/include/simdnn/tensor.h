@@ -1,4 +1,4 @@
-// Owned, 64-byte-aligned, row-major float32 tensors of rank 1 to 4.
+// Owned (or viewed), 64-byte-aligned, row-major float32 tensors of rank 1 to 4.
 #pragma once
 
 #include <array>
@@ -43,8 +43,9 @@ struct FreeAligned {
 };
 }  // namespace detail
 
-// A float32 tensor that owns its storage. Storage is contiguous, row-major and aligned to
-// 64 bytes (one cache line, one AVX-512 vector), and zero-initialised on construction.
+// A float32 tensor that owns its storage (except a view(), below). Storage is contiguous,
+// row-major and aligned to 64 bytes (one cache line, one AVX-512 vector), and
+// zero-initialised on construction.
 // Moves are cheap; copies are explicit (clone()) so that no hidden copy lands in a hot loop.
 class Tensor {
  public:
