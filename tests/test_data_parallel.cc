@@ -235,6 +235,11 @@ TEST_CASE("data-parallel fit: fixed pieces give the same bits on 1 2 and 3 proce
     // Another decomposition rounds differently (else this would show nothing).
     CHECK_FALSE(same_bits(one, train(data, 0, 0, dropout)));
   }
+  // 5 pieces on 3 processes: process 1 owns pieces 1 and 2, two tree nodes ([1, 2) and
+  // [2, 3)), so it interleaves them per receiver and completes its slice from both.
+  const std::vector<float> five = train(data, 1, 5, 0.0f);
+  CHECK(same_bits(five, train(data, 2, 5, 0.0f)));
+  CHECK(same_bits(five, train(data, 3, 5, 0.0f)));
   // Pieces = processes: the same N gives the same bits every time.
   CHECK(same_bits(train(data, 3, 0, 0.0f), train(data, 3, 0, 0.0f)));
 }
