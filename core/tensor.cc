@@ -38,7 +38,9 @@ bool operator==(const Shape& a, const Shape& b) {
   return std::equal(a.dims_.begin(), a.dims_.begin() + a.rank_, b.dims_.begin());
 }
 
-void Tensor::FreeAligned::operator()(float* p) const { std::free(p); }
+void detail::FreeAligned::operator()(float* p) const {
+  if (owned) std::free(p);
+}
 
 static float* allocate_aligned(size_t n) {
   if (n == 0) return nullptr;
@@ -52,8 +54,16 @@ static float* allocate_aligned(size_t n) {
 }
 
 Tensor::Tensor(const Shape& shape) : shape_(shape), capacity_(shape.num_elements()) {
-  data_.reset(allocate_aligned(capacity_));
+  data_ = std::unique_ptr<float[], FreeAligned>(allocate_aligned(capacity_));
   fill(0.0f);
+}
+
+Tensor Tensor::view(float* data, const Shape& shape) {
+  Tensor t;
+  t.shape_ = shape;
+  t.capacity_ = shape.num_elements();
+  t.data_ = std::unique_ptr<float[], FreeAligned>(data, FreeAligned{false});
+  return t;
 }
 
 Tensor Tensor::clone() const {
@@ -86,7 +96,7 @@ void Tensor::reshape(const Shape& shape) {
 void Tensor::resize(const Shape& shape) {
   size_t n = shape.num_elements();
   if (n > capacity_) {
-    data_.reset(allocate_aligned(n));
+    data_ = std::unique_ptr<float[], FreeAligned>(allocate_aligned(n));  // owned, even after a view
     capacity_ = n;
   }
   shape_ = shape;

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <climits>
+#include <cstring>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -46,14 +47,75 @@ class MpiCollective final : public Collective {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
-  void all_to_all(std::span<const std::byte> send, std::span<const size_t> send_counts,
+  void all_to_all(std::span<const std::byte> head, std::span<const std::byte> send,
+                  std::span<const size_t> send_offsets, std::span<const size_t> send_counts,
                   std::span<std::byte> recv, std::span<const size_t> recv_counts) override {
-    std::vector<int> send_offsets, recv_offsets;
-    const std::vector<int> sc = to_ints(send_counts, &send_offsets);
+    std::vector<int> recv_offsets;
     const std::vector<int> rc = to_ints(recv_counts, &recv_offsets);
-    check(MPI_Alltoallv(send.data(), sc.data(), send_offsets.data(), MPI_BYTE, recv.data(),
-                        rc.data(), recv_offsets.data(), MPI_BYTE, comm_),
-          "MPI_Alltoallv");
+    if (head.empty()) {
+      const std::vector<int> sc = to_ints(send_counts, nullptr);
+      const std::vector<int> so = to_ints(send_offsets, nullptr);
+      check(MPI_Alltoallv(send.data(), sc.data(), so.data(), MPI_BYTE, recv.data(), rc.data(),
+                          recv_offsets.data(), MPI_BYTE, comm_),
+            "MPI_Alltoallv");
+      return;
+    }
+    // Point to point, two messages to each process: the head, and the part from where it lies,
+    // contiguous, so that Open MPI's shared-memory transport can still copy it once, straight
+    // from this process's memory into the receiver's (CMA), as it does for MPI_Alltoallv. (A
+    // datatype joining head and part, for MPI_Alltoallw, is not contiguous and would travel
+    // through a staging copy.) Every head has the same size, so the receiver can split.
+    const size_t h = head.size();
+    if (h > INT_MAX) throw std::runtime_error("MPI exchange head of over 2 GiB");
+    const std::vector<int> sc = to_ints(send_counts, nullptr);
+    to_ints(send_offsets, nullptr);  // range check
+    std::vector<MPI_Request> requests;
+    requests.reserve(4 * static_cast<size_t>(size_));
+    auto post = [&](int code, const char* what) {
+      if (code != MPI_SUCCESS) {
+        for (MPI_Request& r : requests) {
+          MPI_Cancel(&r);
+          MPI_Request_free(&r);
+        }
+        check(code, what);
+      }
+    };
+    constexpr int kHeadTag = 1, kPartTag = 2;
+    for (int p = 0; p < size_; ++p) {
+      const auto u = static_cast<size_t>(p);
+      std::byte* at = recv.data() + recv_offsets[u];
+      if (recv_counts[u] < h) throw std::logic_error("MPI all_to_all: receive shorter than the head");
+      if (p == rank_) {
+        std::memcpy(at, head.data(), h);
+        std::memcpy(at + h, send.data() + send_offsets[u], send_counts[u]);
+        continue;
+      }
+      requests.emplace_back();
+      post(MPI_Irecv(at, static_cast<int>(h), MPI_BYTE, p, kHeadTag, comm_, &requests.back()),
+           "MPI_Irecv");
+      if (recv_counts[u] > h) {
+        requests.emplace_back();
+        post(MPI_Irecv(at + h, rc[u] - static_cast<int>(h), MPI_BYTE, p, kPartTag, comm_,
+                       &requests.back()),
+             "MPI_Irecv");
+      }
+    }
+    for (int p = 0; p < size_; ++p) {
+      const auto u = static_cast<size_t>(p);
+      if (p == rank_) continue;
+      requests.emplace_back();
+      post(MPI_Isend(head.data(), static_cast<int>(h), MPI_BYTE, p, kHeadTag, comm_,
+                     &requests.back()),
+           "MPI_Isend");
+      if (sc[u] > 0) {
+        requests.emplace_back();
+        post(MPI_Isend(send.data() + send_offsets[u], sc[u], MPI_BYTE, p, kPartTag, comm_,
+                       &requests.back()),
+             "MPI_Isend");
+      }
+    }
+    check(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
+          "MPI_Waitall");
   }
 
   void all_gather(std::span<const std::byte> mine, std::span<std::byte> all,
@@ -62,6 +124,14 @@ class MpiCollective final : public Collective {
     const std::vector<int> c = to_ints(counts, &offsets);
     check(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_BYTE, all.data(),
                          c.data(), offsets.data(), MPI_BYTE, comm_),
+          "MPI_Allgatherv");
+  }
+
+  void all_gather_in_place(std::span<std::byte> all, std::span<const size_t> counts) override {
+    std::vector<int> offsets;
+    const std::vector<int> c = to_ints(counts, &offsets);
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all.data(), c.data(),
+                         offsets.data(), MPI_BYTE, comm_),
           "MPI_Allgatherv");
   }
 

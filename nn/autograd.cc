@@ -311,7 +311,7 @@ void Tape::accumulate_from_scratch(int32_t index) {
   }
 }
 
-void Tape::backward(Var loss) {
+void Tape::backward(Var loss, float seed) {
   Node& l = node(loss);
   if (l.value.size() != 1 || l.op == Op::kInput || l.op == Op::kParam) {
     throw std::invalid_argument("Tape::backward: the loss must be a scalar op result, got " +
@@ -319,7 +319,7 @@ void Tape::backward(Var loss) {
   }
   for (size_t i = 0; i < count_; ++i) nodes_[i].has_grad = false;
   l.grad.resize(Shape{1});
-  l.grad[0] = 1.0f;
+  l.grad[0] = seed;
   l.has_grad = true;
   for (size_t i = count_; i-- > 0;) {
     Node& n = nodes_[i];

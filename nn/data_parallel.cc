@@ -38,17 +38,32 @@ float* tree_sum(size_t lo, size_t hi, size_t length, const Leaf& leaf) {
   return left;
 }
 
-// The node [lo, hi) from the given nodes (which tile [0, K)), completed by the same tree.
-float* complete(size_t lo, size_t hi, size_t length,
-                const std::vector<std::pair<std::pair<size_t, size_t>, float*>>& given) {
-  for (const auto& g : given) {
-    if (g.first.first == lo && g.first.second == hi) return g.second;
+// A tree node's slice as the all-to-all left it: where it lies, and whether in this process's
+// own buffers (a piece's gradient, which the parameters can view) or in the receive buffer.
+struct TreePart {
+  size_t lo, hi;
+  float* at;
+  bool local;
+};
+
+// The node [lo, hi) from the given nodes (which tile [0, K)), completed by the same tree. Each
+// sum is written into a local operand when there is one: float addition commutes exactly, so
+// a + b and b + a are the same bits, and the root (which holds this process's pieces) ends in
+// one of its own buffers, where the parameters' gradients can view it without a copy.
+TreePart complete(size_t lo, size_t hi, size_t length, const std::vector<TreePart>& given) {
+  for (const TreePart& g : given) {
+    if (g.lo == lo && g.hi == hi) return g;
   }
   if (hi - lo < 2) throw std::logic_error("data parallel: the tree nodes do not tile the pieces");
   const size_t mid = lo + (hi - lo) / 2;
-  float* left = complete(lo, mid, length, given);
-  add_into(left, complete(mid, hi, length, given), length);
-  return left;
+  const TreePart left = complete(lo, mid, length, given);
+  const TreePart right = complete(mid, hi, length, given);
+  if (!left.local && right.local) {
+    add_into(right.at, left.at, length);
+    return {lo, hi, right.at, true};
+  }
+  add_into(left.at, right.at, length);
+  return {lo, hi, left.at, left.local};
 }
 
 std::span<const std::byte> bytes_of(std::span<const float> v) { return std::as_bytes(v); }
@@ -57,14 +72,11 @@ std::span<const std::byte> bytes_of(std::span<const float> v) { return std::as_b
 // them at `at`, which are floats [lo + offset, lo + offset + count) of the whole.
 template <class F>
 void for_range(std::span<Tensor* const> parts, size_t lo, size_t hi, const F& f) {
-  size_t base = 0;
-  for (Tensor* t : parts) {
-    if (base >= hi) break;
-    const size_t n = t->size();
-    const size_t b = std::max(lo, base), e = std::min(hi, base + n);
-    if (b < e) f(t->data() + (b - base), b - lo, e - b);
-    base += n;
-  }
+  for_each_segment(
+      parts.size(), [&](size_t i) { return parts[i]->size(); }, lo, hi,
+      [&](size_t i, size_t begin, size_t count, size_t offset) {
+        f(parts[i]->data() + begin, offset, count);
+      });
 }
 
 // Floats [lo, hi) of `parts` end to end = src[0, hi - lo).
@@ -83,10 +95,16 @@ void copy_from(std::span<Tensor* const> parts, size_t lo, size_t hi, float* dst)
 
 }  // namespace
 
-void SingleProcess::all_to_all(std::span<const std::byte> send, std::span<const size_t>,
-                               std::span<std::byte> recv, std::span<const size_t>) {
-  if (recv.size() < send.size()) throw std::logic_error("SingleProcess::all_to_all: short buffer");
-  std::copy(send.begin(), send.end(), recv.begin());
+void SingleProcess::all_to_all(std::span<const std::byte> head, std::span<const std::byte> send,
+                               std::span<const size_t> send_offsets,
+                               std::span<const size_t> send_counts, std::span<std::byte> recv,
+                               std::span<const size_t>) {
+  if (recv.size() < head.size() + send_counts[0] || send.size() < send_offsets[0] + send_counts[0]) {
+    throw std::logic_error("SingleProcess::all_to_all: short buffer");
+  }
+  std::copy(head.begin(), head.end(), recv.begin());
+  std::copy_n(send.begin() + static_cast<std::ptrdiff_t>(send_offsets[0]), send_counts[0],
+              recv.begin() + static_cast<std::ptrdiff_t>(head.size()));
 }
 
 void SingleProcess::all_gather(std::span<const std::byte> mine, std::span<std::byte> all,
@@ -115,18 +133,71 @@ DataParallelStep::DataParallelStep(const DataParallelOptions& options,
                                 " pieces per batch for " + std::to_string(plan_.processes) +
                                 " processes: every process needs at least one");
   }
+  // Every tensor at a 64-byte boundary, as owned storage is: the kernels' aligned loads.
+  constexpr size_t kAlign = Tensor::kAlignment / sizeof(float);
   for (Parameter* p : params_) {
     length_ += p->value.size();
     values_.push_back(&p->value);
     grads_.push_back(&p->grad);
+    place_.push_back(span_);
+    span_ += (p->value.size() + kAlign - 1) / kAlign * kAlign;
   }
+  const Shape layout{std::max<size_t>(span_, 1)};
+  weights_ = Tensor(layout);
   const int r = collective_->rank();
-  room_ = plan_.processes > 1 ? stats_floats(r) : 0;
   leaf_.resize(plan_.last_piece(r) - plan_.first_piece(r));
-  for (auto& l : leaf_) l.resize(length_ + static_cast<size_t>(plan_.processes) * room_);
+  for (Tensor& l : leaf_) l = Tensor(layout);
+  own_values_.resize(params_.size());
+  own_grads_.resize(params_.size());
+  bind(&Parameter::value, own_values_, weights_.data(), /*copy=*/true);
+  bind(&Parameter::grad, own_grads_, leaf_.front().data(), /*copy=*/true);
 }
 
-DataParallelStep::~DataParallelStep() = default;
+DataParallelStep::~DataParallelStep() {
+  unbind(&Parameter::value, own_values_);
+  unbind(&Parameter::grad, own_grads_);
+}
+
+void DataParallelStep::bind(Tensor Parameter::*member, std::vector<Tensor>& saved, float* buffer,
+                            bool copy) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& t = params_[i]->*member;
+    float* at = buffer + place_[i];
+    if (t.data() == at) continue;
+    if (copy) std::copy_n(t.data(), t.size(), at);
+    const Shape shape = t.shape();
+    if (t.owns_data()) saved[i] = std::move(t);  // views of this object's buffers are not kept
+    t = Tensor::view(at, shape);
+  }
+}
+
+void DataParallelStep::unbind(Tensor Parameter::*member, std::vector<Tensor>& saved) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& t = params_[i]->*member;
+    if (t.owns_data() || saved[i].size() != t.size()) continue;  // replaced meanwhile: theirs
+    std::copy_n(t.data(), t.size(), saved[i].data());
+    t = std::move(saved[i]);
+  }
+}
+
+size_t DataParallelStep::place(size_t at) const {
+  size_t base = 0;
+  for (size_t i = 0; i < values_.size(); ++i) {
+    const size_t n = values_[i]->size();
+    if (at < base + n) return place_[i] + (at - base);
+    base += n;
+  }
+  return span_;
+}
+
+std::vector<size_t> DataParallelStep::slice_bytes() const {
+  std::vector<size_t> bytes(static_cast<size_t>(plan_.processes));
+  for (int p = 0; p < plan_.processes; ++p) {
+    bytes[static_cast<size_t>(p)] =
+        (place(slice_begin(p + 1)) - place(slice_begin(p))) * sizeof(float);
+  }
+  return bytes;
+}
 
 void DataParallelStep::check_agreement(std::span<const uint64_t> values,
                                        std::span<const char* const> names) {
@@ -155,49 +226,47 @@ StepResult DataParallelStep::step(Sequential& model, Tape& tape, Optimizer& opti
   const int rank = collective_->rank();
   const size_t n = batch.size();
   const size_t first = plan_.first_piece(rank), last = plan_.last_piece(rank);
+  // Whoever replaced a parameter's tensor since the last step (rather than writing into it)
+  // gets it viewed again, its contents kept: normally this finds nothing to do.
+  bind(&Parameter::value, own_values_, weights_.data(), /*copy=*/true);
   // With several pieces the dropout masks come from a per-piece generator, seeded by one draw
   // of the shared rng per step: every process draws the same, whichever pieces it owns.
   const bool piece_rngs = regularization.dropout > 0.0f && plan_.pieces > 1;
   const uint64_t step_seed = piece_rngs ? rng.next_u64() : 0;
-  std::vector<double> stats(2 * (last - first), 0.0);  // per piece: loss * rows, correct
+  // Per piece: loss * rows, correct; room for as many pieces as any process has (the
+  // exchange's head has one size everywhere).
+  std::vector<double> stats(2 * plan_.most_pieces(), 0.0);
   for (size_t k = first; k < last; ++k) {
-    std::vector<float>& leaf = leaf_[k - first];
+    // The backward pass writes the piece's gradient straight into its buffer.
+    Tensor& leaf = leaf_[k - first];
+    bind(&Parameter::grad, own_grads_, leaf.data(), /*copy=*/false);
     const size_t b = plan_.piece_begin(k, n), e = plan_.piece_end(k, n);
     if (b == e) {  // a last batch smaller than the pieces
-      std::fill(leaf.begin(), leaf.end(), 0.0f);
+      leaf.fill(0.0f);
+      for (Parameter* p : params_) p->has_grad = true;
       continue;
     }
     const std::span<const uint32_t> idx = batch.subspan(b, e - b);
     const GatheredRows x{data.pixels, data.features, idx, scale};
     gather_labels(data.labels, idx, labels_);
     Rng piece_rng(step_seed ^ (0x9E3779B97F4A7C15ull * (k + 1)));
+    // The gradient of the piece's mean loss times its share of the batch, rows_k / n (exactly
+    // 1 for a single piece: the plain step's gradient), the share entering at the loss.
+    const float share = static_cast<float>(static_cast<double>(e - b) / static_cast<double>(n));
     const StepResult r = loss_and_gradients(model, tape, x, labels_, regularization,
-                                            piece_rngs ? piece_rng : rng);
+                                            piece_rngs ? piece_rng : rng, share);
     stats[2 * (k - first)] = r.loss * static_cast<double>(e - b);
     stats[2 * (k - first) + 1] = static_cast<double>(r.correct);
     if (!std::isfinite(r.loss)) continue;  // everyone throws below
-    // The piece's share of the batch mean: rows_k / n (exactly 1 for a single piece), written
-    // straight into the all-to-all's layout (see room_).
-    const float share = static_cast<float>(static_cast<double>(e - b) / static_cast<double>(n));
-    for (Parameter* p : params_) p->gradient();  // zero-fills gradients nothing reached
-    for (int d = 0; d < plan_.processes; ++d) {
-      const size_t lo = slice_begin(d);
-      float* out = leaf.data() + static_cast<size_t>(d + 1) * room_ + lo;
-      for_range(grads_, lo, slice_begin(d + 1), [&](const float* g, size_t offset, size_t count) {
-        float* dst = out + offset;
-        if (share == 1.0f) {
-          std::copy_n(g, count, dst);
-        } else {
-          for (size_t i = 0; i < count; ++i) dst[i] = g[i] * share;
-        }
-      });
-    }
+    // Zero-fills the gradients nothing reached, and marks every one as holding a gradient
+    // (the optimizer would otherwise zero the reduced slice): once per piece.
+    for (Parameter* p : params_) p->gradient();
   }
 
   // One exchange carries the gradients and every piece's loss statistics; the statistics are
   // summed in piece order on every process, so all see the same loss (and throw alike).
   std::vector<double> all_stats(2 * plan_.pieces);
-  const float* mine = reduce(stats, all_stats);
+  reduce(stats, all_stats);
   double loss_sum = 0.0, correct = 0.0;
   bool finite = true;
   for (size_t k = 0; k < plan_.pieces; ++k) {
@@ -212,27 +281,28 @@ StepResult DataParallelStep::step(Sequential& model, Tape& tape, Optimizer& opti
     throw NonFiniteLoss("the training loss became " + std::to_string(result.loss));
   }
 
-  for (Parameter* p : params_) p->gradient();  // marks it as holding a gradient
   const size_t lo = slice_begin(rank), hi = slice_begin(rank + 1);
   if (optimizer.elementwise()) {
     // The sharded update: this process steps only its slice, whose gradient it has just
-    // completed, and the updated slices are gathered. add_l2_gradients also adds to the
-    // gradient outside the slice, which nothing reads (its loss term needs every weight).
-    copy_into(grads_, lo, hi, mine);
+    // completed, and the updated slices are gathered straight into the weights' buffer.
+    // add_l2_gradients also adds to the gradient outside the slice, which nothing reads (its
+    // loss term needs every weight).
     add_l2_gradients(model, regularization.l2, result.loss);
     optimizer.step_slice(params_, lo, hi);
     if (plan_.processes > 1) {
-      part_.resize(hi - lo);
-      copy_from(values_, lo, hi, part_.data());
-      gather(part_, 1, gathered_);
-      copy_into(values_, 0, lo, gathered_.data());
-      copy_into(values_, hi, length_, gathered_.data() + hi);
+      const std::vector<size_t> counts = slice_bytes();
+      collective_->all_gather_in_place(
+          std::as_writable_bytes(std::span(weights_.data(), span_)), counts);
     }
   } else {
-    // Any other optimizer needs the whole gradient: the completed slices are gathered and
-    // every process takes the whole step.
-    gather(std::span<const float>(mine, hi - lo), 1, gathered_);
-    copy_into(grads_, 0, length_, gathered_.data());
+    // Any other optimizer needs the whole gradient: the completed slices are gathered into
+    // the gradients' buffer and every process takes the whole step.
+    if (plan_.processes > 1) {
+      const std::vector<size_t> counts = slice_bytes();
+      collective_->all_gather_in_place(
+          std::as_writable_bytes(std::span(grads_.front()->data() - place_.front(), span_)),
+          counts);
+    }
     add_l2_gradients(model, regularization.l2, result.loss);
     optimizer.step(params_);
   }
@@ -277,25 +347,16 @@ void DataParallelStep::gather_optimizer_state(Optimizer& optimizer) {
   }
 }
 
-size_t DataParallelStep::stats_floats(int p) const {
-  return 2 * (plan_.last_piece(p) - plan_.first_piece(p)) * sizeof(double) / sizeof(float);
-}
-
 size_t DataParallelStep::slice_begin(int p) const {
   if (p >= plan_.processes) return length_;
-  // p * L / N, rounded down to a multiple of 64 floats from the start of the tensor it falls
-  // in: the optimizer kernels then take every element in the same vector (or in the same
-  // scalar tail) as a whole step does, whatever the SIMD width. A slice cut elsewhere changes
-  // bits: a kernel's tail may round differently from its vectors (g++ contracts AdamW's
-  // w * decay - update into one FMA in the vector loop and not in the one-lane tail).
-  constexpr size_t kLanes = 64;
+  // p * L / N, moved down to a cut that changes no result (<simdnn/parameter.h>: a multiple of
+  // 64 floats from the start of the tensor it falls in): the optimizer kernels then take every
+  // element in the same vector (or in the same scalar tail) as a whole step does, whatever the
+  // SIMD width. A slice cut elsewhere changes bits: a kernel's tail may round differently
+  // from its vectors (g++ contracts AdamW's w * decay - update into one FMA in the vector
+  // loop and not in the one-lane tail).
   const size_t cut = static_cast<size_t>(p) * length_ / static_cast<size_t>(plan_.processes);
-  size_t base = 0;
-  for (const Tensor* t : values_) {
-    if (cut < base + t->size()) return base + (cut - base) / kLanes * kLanes;
-    base += t->size();
-  }
-  return length_;
+  return snap_to_cut(values_.size(), [&](size_t i) { return values_[i]->size(); }, cut);
 }
 
 void DataParallelStep::gather(std::span<const float> mine, size_t per_float,
@@ -313,80 +374,95 @@ void DataParallelStep::gather(std::span<const float> mine, size_t per_float,
   collective_->all_gather(bytes_of(mine), std::as_writable_bytes(std::span(all)), counts);
 }
 
-const float* DataParallelStep::reduce(std::span<const double> my_stats,
-                                      std::span<double> all_stats) {
+void DataParallelStep::reduce(std::span<const double> my_stats, std::span<double> all_stats) {
   const int rank = collective_->rank();
   const size_t first = plan_.first_piece(rank);
   auto leaf = [&](size_t k) { return leaf_[k - first].data(); };
   // This process's largest tree nodes, summed locally (each into its first leaf).
   const std::vector<std::pair<size_t, size_t>> mine = plan_.nodes(rank);
   std::vector<float*> my_nodes;
-  const size_t wire = leaf_.front().size();  // the statistics' room is summed too, then set
   for (const auto& node : mine) {
-    my_nodes.push_back(tree_sum(node.first, node.second, wire, leaf));
+    my_nodes.push_back(tree_sum(node.first, node.second, span_, leaf));
   }
-  const int processes = plan_.processes;
-  if (processes == 1) {  // one node, the root
-    std::copy(my_stats.begin(), my_stats.end(), all_stats.begin());
-    return my_nodes.front();
-  }
-  // Process d completes the tree on its slice of the gradient. What p sends d: p's statistics
-  // (its pieces' doubles, as floats' bytes), then p's nodes' part for d.
-  auto chunk_begin = [&](int d) { return slice_begin(d); };
-  auto chunk_size = [&](int d) { return slice_begin(d + 1) - slice_begin(d); };
-  std::vector<size_t> send_counts(static_cast<size_t>(processes));
-  std::vector<size_t> recv_counts(static_cast<size_t>(processes));
-  std::vector<std::vector<std::pair<size_t, size_t>>> nodes_of(static_cast<size_t>(processes));
-  size_t sent = 0, received = 0;
-  for (int p = 0; p < processes; ++p) {
-    const auto u = static_cast<size_t>(p);
-    nodes_of[u] = plan_.nodes(p);
-    send_counts[u] = stats_floats(rank) + mine.size() * chunk_size(p);
-    recv_counts[u] = stats_floats(p) + nodes_of[u].size() * chunk_size(rank);
-    sent += send_counts[u];
-    received += recv_counts[u];
-  }
-  // Node parts for d at (d + 1) * room_ + chunk_begin(d): one node is its own send buffer
-  // once its rooms hold the statistics; several are interleaved into send_.
-  std::span<const float> send;
-  if (my_nodes.size() == 1) {
-    float* node = my_nodes.front();
-    for (int d = 0; d < processes; ++d) {
-      std::memcpy(node + static_cast<size_t>(d) * room_ + chunk_begin(d), my_stats.data(),
-                  my_stats.size_bytes());
-    }
-    send = std::span<const float>(node, sent);
-  } else {
-    send_.resize(sent);
-    size_t at = 0;
-    for (int d = 0; d < processes; ++d) {
-      std::memcpy(send_.data() + at, my_stats.data(), my_stats.size_bytes());
-      at += room_;
-      for (float* node : my_nodes) {
-        std::copy_n(node + static_cast<size_t>(d + 1) * room_ + chunk_begin(d), chunk_size(d),
-                    send_.data() + at);
-        at += chunk_size(d);
+  // The parameters' gradients view the buffer holding the reduced slice: the root's, or with
+  // several processes the local buffer complete() leaves it in.
+  auto view_result = [&](const float* slice_at, size_t offset) {
+    for (Tensor& l : leaf_) {
+      if (l.data() + offset == slice_at) {
+        bind(&Parameter::grad, own_grads_, l.data(), /*copy=*/false);
+        return;
       }
     }
-    send = send_;
+    throw std::logic_error("data parallel: the reduced gradient is not in a local buffer");
+  };
+  const int processes = plan_.processes;
+  if (processes == 1) {  // one node, the root
+    std::copy_n(my_stats.begin(), all_stats.size(), all_stats.begin());
+    view_result(my_nodes.front(), 0);
+    return;
   }
-  recv_.resize(received);
-  for (size_t& c : send_counts) c *= sizeof(float);
-  for (size_t& c : recv_counts) c *= sizeof(float);
-  collective_->all_to_all(bytes_of(send), send_counts, std::as_writable_bytes(std::span(recv_)),
-                          recv_counts);
-  std::vector<std::pair<std::pair<size_t, size_t>, float*>> given;
-  size_t at = 0;
+  // Process d completes the tree on its slice of the gradient: every process sends it its
+  // statistics (the head: its pieces' doubles) and its nodes' part of d's slice, laid out as
+  // the weights; to itself only the statistics (its own nodes are read where they lie).
+  auto part_at = [&](int d) { return place(slice_begin(d)); };
+  auto part_size = [&](int d) { return place(slice_begin(d + 1)) - place(slice_begin(d)); };
+  // Process p's statistics: the first of the head's bytes (the rest is padding).
+  const auto stats_bytes = [&](int p) {
+    return 2 * (plan_.last_piece(p) - plan_.first_piece(p)) * sizeof(double);
+  };
+  const size_t head_bytes = my_stats.size_bytes();
+  const auto u = [](int p) { return static_cast<size_t>(p); };
+  std::vector<size_t> send_offsets(u(processes)), send_counts(u(processes));
+  std::vector<size_t> recv_counts(u(processes));
+  std::vector<std::vector<std::pair<size_t, size_t>>> nodes_of(u(processes));
+  size_t received = 0;
   for (int p = 0; p < processes; ++p) {
-    std::memcpy(all_stats.data() + 2 * plan_.first_piece(p), recv_.data() + at,
-                stats_floats(p) * sizeof(float));
-    at += stats_floats(p);
-    for (const auto& node : nodes_of[static_cast<size_t>(p)]) {
-      given.emplace_back(node, recv_.data() + at);
-      at += chunk_size(rank);
+    nodes_of[u(p)] = plan_.nodes(p);
+    const bool self = p == rank;
+    send_counts[u(p)] = self ? 0 : mine.size() * part_size(p) * sizeof(float);
+    recv_counts[u(p)] =
+        head_bytes + (self ? 0 : nodes_of[u(p)].size() * part_size(rank) * sizeof(float));
+    received += recv_counts[u(p)];
+  }
+  // One node is its own send buffer; several are interleaved into send_, each process's
+  // parts together.
+  std::span<const float> send;
+  if (my_nodes.size() == 1) {
+    for (int p = 0; p < processes; ++p) send_offsets[u(p)] = part_at(p) * sizeof(float);
+    send = std::span<const float>(my_nodes.front(), span_);
+  } else {
+    send_.resize(mine.size() * span_);
+    size_t at = 0;
+    for (int d = 0; d < processes; ++d) {
+      send_offsets[u(d)] = at * sizeof(float);
+      if (d == rank) continue;
+      for (float* node : my_nodes) {
+        std::copy_n(node + part_at(d), part_size(d), send_.data() + at);
+        at += part_size(d);
+      }
+    }
+    send = std::span<const float>(send_.data(), at);
+  }
+  recv_.resize(received / sizeof(float));
+  collective_->all_to_all(std::as_bytes(my_stats), std::as_bytes(send), send_offsets, send_counts,
+                          std::as_writable_bytes(std::span(recv_)), recv_counts);
+  std::vector<TreePart> given;
+  size_t at = 0;  // floats into recv_
+  for (int p = 0; p < processes; ++p) {
+    std::memcpy(all_stats.data() + 2 * plan_.first_piece(p), recv_.data() + at, stats_bytes(p));
+    at += head_bytes / sizeof(float);
+    for (size_t j = 0; j < nodes_of[u(p)].size(); ++j) {
+      const auto& node = nodes_of[u(p)][j];
+      if (p == rank) {
+        given.push_back({node.first, node.second, my_nodes[j] + part_at(rank), true});
+      } else {
+        given.push_back({node.first, node.second, recv_.data() + at, false});
+        at += part_size(rank);
+      }
     }
   }
-  return complete(0, plan_.pieces, chunk_size(rank), given);
+  const TreePart root = complete(0, plan_.pieces, part_size(rank), given);
+  view_result(root.at, part_at(rank));
 }
 
 }  // namespace simdnn

@@ -46,7 +46,8 @@ StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const
 
 StepResult loss_and_gradients(Sequential& model, Tape& tape, const DenseInput& x,
                               std::span<const int32_t> labels,
-                              const Regularization& regularization, Rng& rng) {
+                              const Regularization& regularization, Rng& rng,
+                              float loss_scale) {
   tape.clear();
   const std::vector<Parameter*>& params = model.parameters();
   for (Parameter* p : params) p->zero_grad();
@@ -78,7 +79,7 @@ StepResult loss_and_gradients(Sequential& model, Tape& tape, const DenseInput& x
   if (!std::isfinite(result.loss)) {
     return result;  // train_step throws NonFiniteLoss; a data-parallel step first agrees on it
   }
-  tape.backward(loss);
+  tape.backward(loss, loss_scale);
   return result;
 }
 

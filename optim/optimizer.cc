@@ -27,40 +27,36 @@ void ensure_slots(std::vector<Tensor>& slots, std::span<Parameter* const> params
 }
 
 // Runs update(param_index, begin, count) over the elements [from, to) of the parameters taken
-// end to end, cut into one contiguous share per thread (at 16-element boundaries from `from`).
-// Updates are element-wise, so the split changes no result as long as every cut falls where
-// a kernel's vector loop would cut anyway: a cut 16 elements from `from` can land inside a
-// tensor off its 64-element grid (when a tensor's size is not a multiple of 16), and AdamW's
-// decay, fused into an FMA in the vector loop but not in the scalar tail, then rounds an
-// element differently: for such models AdamW's bits can depend on the thread count. Not yet
-// fixed (cut per tensor at 64-element steps); the default model's tensors are aligned.
+// end to end, cut into one contiguous share per thread. Every cut falls where
+// <simdnn/parameter.h> allows (kTensorCutStep: a multiple of 64 elements from a tensor's
+// start, or its end), so each element goes through the same vector or the same scalar tail as
+// in one pass over its whole tensor, and the result is the same for every thread count (a
+// cut elsewhere could move an element into a scalar tail, where AdamW's decay is not fused
+// into an FMA). `from` must be such a cut itself (step_slice's contract).
 // Equal shares, not fixed-size chunks: 64 KiB chunks dealt out statically gave one thread 5 of
 // W1's 7 chunks and the other the rest (82k vs 20k elements), and 2 threads ran Adam only 1.1x
-// faster than one.
-// Slices under 64k elements stay on the calling thread (the fork/join would cost more than it
-// saves).
+// faster than one. Slices under 64k elements stay on the calling thread (the fork/join would
+// cost more than it saves).
 template <class Update>
 void for_each_chunk(std::span<Parameter* const> params, int threads, size_t from, size_t to,
                     const Update& update) {
-  constexpr size_t kMinParallel = 65536, kAlign = 16;
+  constexpr size_t kMinParallel = 65536;
   const size_t total = to - from;
   const int workers = total < kMinParallel ? 1 : resolve_threads(threads);
-  const size_t share =
-      (total + static_cast<size_t>(workers) * kAlign - 1) / (static_cast<size_t>(workers) * kAlign) *
-      kAlign;
+  const auto size_of = [&](size_t i) { return params[i]->value.size(); };
+  // Worker w's share is [cut(w), cut(w + 1)): the equal split's cut moved down onto the grid.
+  const auto cut = [&](int64_t w) -> size_t {
+    if (w <= 0) return from;
+    if (w >= workers) return to;
+    const size_t at = from + total * static_cast<size_t>(w) / static_cast<size_t>(workers);
+    return std::max(from, snap_to_cut(params.size(), size_of, at));
+  };
   parallel_for(workers, workers, [&](int64_t w) {
-    const size_t lo = from + static_cast<size_t>(w) * share, hi = std::min(to, lo + share);
-    size_t base = 0;
-    for (size_t i = 0; i < params.size() && base < hi; ++i) {
-      const size_t n = params[i]->value.size();
-      if (!params[i]->trainable) {  // frozen: its share of the work is simply skipped
-        base += n;
-        continue;
-      }
-      const size_t b = std::max(lo, base), e = std::min(hi, base + n);
-      if (b < e) update(i, b - base, e - b);
-      base += n;
-    }
+    for_each_segment(params.size(), size_of, cut(w), cut(w + 1),
+                     [&](size_t i, size_t begin, size_t count, size_t) {
+                       // Frozen: its share of the work is simply skipped.
+                       if (params[i]->trainable) update(i, begin, count);
+                     });
   });
 }
 

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "simdnn/testing/simd_target_control.h"
 #include "simdnn/tensor.h"
@@ -88,6 +90,31 @@ TEST_CASE("simd targets: listed, forceable, restorable") {
   CHECK(simdnn::current_simd_target() == automatic);
   CHECK_THROWS_AS(simdnn::force_simd_target("NOT_A_TARGET"), std::invalid_argument);
   CHECK(simdnn::current_simd_target() == automatic);
+}
+
+TEST_CASE("Tensor::view reads and writes memory it does not own, and frees nothing") {
+  std::vector<float> memory(12, 1.0f);
+  {
+    simdnn::Tensor v = simdnn::Tensor::view(memory.data() + 2, simdnn::Shape{2, 3});
+    CHECK_FALSE(v.owns_data());
+    CHECK(v.data() == memory.data() + 2);
+    CHECK(v.size() == 6);
+    v.fill(5.0f);
+    v.row(1)[2] = 7.0f;
+    const simdnn::Tensor copy = v.clone();  // a deep copy owns its storage
+    CHECK(copy.owns_data());
+    CHECK(copy[5] == 7.0f);
+    simdnn::Tensor moved = std::move(v);  // the view moves, still not owning
+    CHECK_FALSE(moved.owns_data());
+    moved.resize(simdnn::Shape{100});  // beyond the view: storage of its own
+    CHECK(moved.owns_data());
+    CHECK(moved.data() != memory.data() + 2);
+  }  // destroying the views must not free `memory` (the sanitizer build would say so)
+  CHECK(memory[1] == 1.0f);
+  CHECK(memory[2] == 5.0f);
+  CHECK(memory[7] == 7.0f);
+  CHECK(memory[8] == 1.0f);
+  CHECK(simdnn::Tensor(simdnn::Shape{3}).owns_data());
 }
 
 }  // namespace test_tensor

@@ -1,4 +1,4 @@
-// Owned, 64-byte-aligned, row-major float32 tensors of rank 1 to 4.
+// Owned (or viewed), 64-byte-aligned, row-major float32 tensors of rank 1 to 4.
 #pragma once
 
 #include <array>
@@ -34,8 +34,18 @@ class Shape {
   size_t rank_ = 0;
 };
 
-// A float32 tensor that owns its storage. Storage is contiguous, row-major and aligned to
-// 64 bytes (one cache line, one AVX-512 vector), and zero-initialised on construction.
+namespace detail {
+// Tensor's storage deleter (outside the class: a nested class with a member initialiser is not
+// default constructible until Tensor is complete, which unique_ptr's constructor needs).
+struct FreeAligned {
+  bool owned = true;  // false: a Tensor::view(), nothing to free
+  void operator()(float* p) const;
+};
+}  // namespace detail
+
+// A float32 tensor that owns its storage (except a view(), below). Storage is contiguous,
+// row-major and aligned to 64 bytes (one cache line, one AVX-512 vector), and
+// zero-initialised on construction.
 // Moves are cheap; copies are explicit (clone()) so that no hidden copy lands in a hot loop.
 class Tensor {
  public:
@@ -50,8 +60,17 @@ class Tensor {
   Tensor(const Tensor&) = delete;
   Tensor& operator=(const Tensor&) = delete;
 
-  // A deep copy.
+  // A deep copy (owning its storage, whatever this one does).
   Tensor clone() const;
+
+  // A tensor over `shape.num_elements()` floats at `data`, which it does not own: `data` must
+  // outlive it (and anything it is moved into). Data-parallel training lays every parameter
+  // out in one buffer so that an exchange writes straight into them
+  // (<simdnn/data_parallel.h>). The pointer should be aligned like owned storage
+  // (kAlignment) for the kernels' full speed. resize() beyond the size allocates owned storage.
+  static Tensor view(float* data, const Shape& shape);
+  // False for a view().
+  bool owns_data() const { return data_.get_deleter().owned; }
 
   const Shape& shape() const { return shape_; }
   size_t rank() const { return shape_.rank(); }
@@ -83,9 +102,7 @@ class Tensor {
   void fill(float value);
 
  private:
-  struct FreeAligned {
-    void operator()(float* p) const;
-  };
+  using FreeAligned = detail::FreeAligned;
   Shape shape_;
   size_t capacity_ = 0;
   std::unique_ptr<float[], FreeAligned> data_;

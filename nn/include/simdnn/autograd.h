@@ -95,9 +95,10 @@ class Tape {
   // into it.
   const Tensor& grad(Var v) const;
 
-  // Seeds d(loss)/d(loss) = 1 and runs every recorded op's backward in reverse. loss must be a
-  // scalar recorded on this tape.
-  void backward(Var loss);
+  // Seeds d(loss)/d(loss) = seed (1: the loss's own gradients; another value: those of
+  // seed * loss, e.g. a data-parallel piece's share of its batch) and runs every recorded op's
+  // backward in reverse. loss must be a scalar recorded on this tape.
+  void backward(Var loss, float seed = 1.0f);
 
   // Forgets the recorded ops; keeps the buffers for the next forward pass.
   void clear();

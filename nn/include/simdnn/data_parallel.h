@@ -50,14 +50,25 @@ class Collective {
   virtual ~Collective() = default;
   virtual int rank() const = 0;  // this process, in [0, size())
   virtual int size() const = 0;
-  // Sends send_counts[p] bytes to each process p (taken from `send` in process order) and
-  // receives recv_counts[p] bytes from each (stored in `recv` in process order) (MPI_Alltoallv).
-  virtual void all_to_all(std::span<const std::byte> send, std::span<const size_t> send_counts,
-                          std::span<std::byte> recv, std::span<const size_t> recv_counts) = 0;
+  // Sends every process p the bytes `head` followed by send_counts[p] bytes of `send` from
+  // byte send_offsets[p] (0 bytes are allowed, e.g. to itself), and receives from each process
+  // p recv_counts[p] bytes: its head, then its part for this process, stored in `recv` one
+  // after the other in process order (MPI_Alltoallv's exchange, plus the head). `head` has
+  // the same size on every process. It carries what every process must see (a step's loss
+  // statistics) in the same exchange as the gradient, which is then sent from where it lies
+  // without a copy into a buffer with room for it.
+  virtual void all_to_all(std::span<const std::byte> head, std::span<const std::byte> send,
+                          std::span<const size_t> send_offsets,
+                          std::span<const size_t> send_counts, std::span<std::byte> recv,
+                          std::span<const size_t> recv_counts) = 0;
   // `all` receives every process's `mine`, counts[p] bytes each, in process order
   // (MPI_Allgatherv); counts[rank()] == mine.size().
   virtual void all_gather(std::span<const std::byte> mine, std::span<std::byte> all,
                           std::span<const size_t> counts) = 0;
+  // all_gather() with this process's part already in place in `all`: process p's counts[p]
+  // bytes start at the sum of counts[0, p) (MPI_Allgatherv with MPI_IN_PLACE). The weights,
+  // laid out in one buffer, are gathered so straight into the parameters.
+  virtual void all_gather_in_place(std::span<std::byte> all, std::span<const size_t> counts) = 0;
 };
 
 // One process alone: what fit() uses for FitOptions::data_parallel without a collective (e.g.
@@ -66,10 +77,12 @@ class SingleProcess final : public Collective {
  public:
   int rank() const override { return 0; }
   int size() const override { return 1; }
-  void all_to_all(std::span<const std::byte> send, std::span<const size_t> send_counts,
+  void all_to_all(std::span<const std::byte> head, std::span<const std::byte> send,
+                  std::span<const size_t> send_offsets, std::span<const size_t> send_counts,
                   std::span<std::byte> recv, std::span<const size_t> recv_counts) override;
   void all_gather(std::span<const std::byte> mine, std::span<std::byte> all,
                   std::span<const size_t> counts) override;
+  void all_gather_in_place(std::span<std::byte>, std::span<const size_t>) override {}
 };
 
 struct DataParallelOptions {
@@ -90,17 +103,29 @@ struct ShardPlan {
   // [first, last) pieces of process p.
   size_t first_piece(int p) const { return static_cast<size_t>(p) * pieces / processes; }
   size_t last_piece(int p) const { return static_cast<size_t>(p + 1) * pieces / processes; }
+  // The most pieces any process owns: ceil(pieces / processes).
+  size_t most_pieces() const {
+    return (pieces + static_cast<size_t>(processes) - 1) / static_cast<size_t>(processes);
+  }
   // The largest tree nodes [lo, hi) inside process p's pieces, left to right: what p sends.
   std::vector<std::pair<size_t, size_t>> nodes(int p) const;
 };
 
 // One data-parallel training step after another: fit()'s step when FitOptions::data_parallel
 // is set. Keeps its buffers between steps.
+// For its lifetime the parameters' values are views (Tensor::view) of one buffer of this
+// object, each tensor at a 64-byte-aligned offset, so that the all-gather of the updated
+// slices writes straight into them; their gradients are views of the buffer of the piece being
+// computed, laid out alike, which the all-to-all sends from. The destructor gives every
+// parameter its own storage back, holding the current values. Code that replaces a
+// parameter's tensor meanwhile (rather than writing into it) is bound again at the next step.
 class DataParallelStep {
  public:
   // Throws std::invalid_argument when pieces < the number of processes.
   DataParallelStep(const DataParallelOptions& options, std::span<Parameter* const> params);
   ~DataParallelStep();
+  DataParallelStep(const DataParallelStep&) = delete;
+  DataParallelStep& operator=(const DataParallelStep&) = delete;
 
   const ShardPlan& plan() const { return plan_; }
   Collective& collective() { return *collective_; }
@@ -130,17 +155,25 @@ class DataParallelStep {
 
  private:
   // The all-to-all: every piece's statistics (2 doubles each) into all_stats, and the tree
-  // sum of every piece's gradient on this process's slice, returned (in a buffer of this
-  // object, valid until the next call).
-  const float* reduce(std::span<const double> my_stats, std::span<double> all_stats);
+  // sum of every piece's gradient on this process's slice, left in the parameters' gradients
+  // (which it binds to the local buffer holding it).
+  void reduce(std::span<const double> my_stats, std::span<double> all_stats);
   // The all-gather: `all` = every process's `mine` in process order, process p's being
   // per_float floats for each float of its slice.
   void gather(std::span<const float> mine, size_t per_float, std::vector<float>& all);
   // Process p's slice of the parameters taken end to end: floats [slice_begin(p),
   // slice_begin(p + 1)).
   size_t slice_begin(int p) const;
-  // The floats process p's statistics take in an exchange (2 doubles per piece it owns).
-  size_t stats_floats(int p) const;
+  // Where float `at` of the parameters taken end to end lies in a buffer laid out like
+  // weights_ (at == length_: the layout's end).
+  size_t place(size_t at) const;
+  // The byte counts of every process's slice in that layout.
+  std::vector<size_t> slice_bytes() const;
+  // Makes every parameter's `member` (value or grad) a view of `buffer` at its place, keeping
+  // the storage it owned in saved[i] and, when `copy`, its contents.
+  void bind(Tensor Parameter::*member, std::vector<Tensor>& saved, float* buffer, bool copy);
+  // Gives every parameter's `member` its own storage back, with the view's contents.
+  void unbind(Tensor Parameter::*member, std::vector<Tensor>& saved);
 
   std::unique_ptr<SingleProcess> own_;  // when no collective was given
   Collective* collective_;
@@ -148,12 +181,15 @@ class DataParallelStep {
   std::vector<Parameter*> params_;
   std::vector<Tensor*> values_, grads_;  // params_' values and gradients
   size_t length_ = 0;                    // floats in all gradients
-  // This process's pieces' scaled gradients, laid out as the all-to-all sends them: for each
-  // process d, room_ floats for the statistics, then the part of the gradient d completes.
-  // With one tree node per process (K = N) the node is the send buffer, without a copy.
-  std::vector<std::vector<float>> leaf_;
-  size_t room_ = 0;  // stats_floats(rank), or 0 alone (no exchange)
-  std::vector<float> send_, recv_, part_, gathered_;
+  // The buffers' layout: parameter i at place_[i], 64-byte aligned; span_ floats in all.
+  std::vector<size_t> place_;
+  size_t span_ = 0;
+  Tensor weights_;  // the parameters' values, which view it
+  // This process's pieces' gradients, one buffer each, laid out as weights_; the parameters'
+  // gradients view the one being computed, or the one holding the reduced slice.
+  std::vector<Tensor> leaf_;
+  std::vector<Tensor> own_values_, own_grads_;  // the parameters' storage, given back at the end
+  std::vector<float> send_, recv_, gathered_;
   std::vector<int32_t> labels_;
 };
 

@@ -58,11 +58,15 @@ StepResult train_step(Sequential& model, Tape& tape, Optimizer& optimizer, const
 
 // train_step's halves, for a step whose batch is split (<simdnn/data_parallel.h>).
 // loss_and_gradients: forward, the loss and, when the loss is finite, backward: the parameters'
-// gradients are then those of the batch's mean (weighted) cross-entropy, without the L2 term.
+// gradients are then those of the batch's mean (weighted) cross-entropy times `loss_scale`,
+// without the L2 term (StepResult::loss is the unscaled mean). The scale enters at the loss,
+// before the backward pass (a data-parallel piece's share of its batch: no pass over the
+// gradients afterwards); 1 gives train_step's gradients bit for bit.
 // A non-finite loss is returned as it is (nothing differentiated, nothing thrown).
 StepResult loss_and_gradients(Sequential& model, Tape& tape, const DenseInput& x,
                               std::span<const int32_t> labels,
-                              const Regularization& regularization, Rng& rng);
+                              const Regularization& regularization, Rng& rng,
+                              float loss_scale = 1.0f);
 // Adds the L2 term's gradient, 2 * l2 * W, to every Dense kernel's gradient and each kernel's
 // penalty l2 * sum(W^2) to `loss`, layer by layer (nothing when l2 is 0).
 void add_l2_gradients(Sequential& model, float l2, double& loss);

@@ -43,8 +43,9 @@ class Optimizer {
   virtual float learning_rate() const = 0;
   virtual void set_learning_rate(float lr) = 0;
 
-  // Threads for the update passes (0 = OpenMP default). Updates are elementwise, so the result
-  // does not depend on the thread count.
+  // Threads for the update passes (0 = OpenMP default). Updates are element-wise and the
+  // threads' shares are cut per tensor where a kernel's vectors would cut anyway
+  // (kTensorCutStep, <simdnn/parameter.h>), so the result does not depend on the thread count.
   void set_threads(int threads) { threads_ = threads; }
   int threads() const { return threads_; }
 
