@@ -583,11 +583,40 @@ HWY_INLINE void MacroKernel(const detail::GemmAView& aview, int64_t mc, int64_t 
   constexpr int64_t NR = NV * kLanes;
   // Panel r0 / MR of A: in place for the first direct_panels, else packed.
   const int64_t direct_rows = aview.direct_panels * static_cast<int64_t>(MR);
+  // Mixed heights (the AVX2 mid tile only): rows read in place need no packed panel layout,
+  // so the first tall_rows of them go in kMR-row tiles of the same width (12 accumulators
+  // against the mid tile's 8) and the rest in MR-row ones. m = 32 is 4 x 6 + 2 x 4 rows: no
+  // padding, and three quarters of the rows in the wider tile. Same MicroTile, hence the
+  // same per-element operations and bits as one tile height throughout.
+  constexpr bool kMixed = kDirectAEnabled && kMRMid > 0 && MR == kMRMid && NV == kNV &&
+                          kMR > MR && kMR <= kDirectAMaxMR;
+  int64_t tall_rows = 0;
+  if constexpr (kMixed) {
+    // direct_rows = MR * q; the most kMR-row tiles that leave a multiple of MR.
+    for (int64_t t = direct_rows / static_cast<int64_t>(kMR); t > 0; --t) {
+      if ((direct_rows - t * static_cast<int64_t>(kMR)) % static_cast<int64_t>(MR) == 0) {
+        tall_rows = t * static_cast<int64_t>(kMR);
+        break;
+      }
+    }
+  }
+  // Height of the tile starting at row r0.
+  const auto height = [&](int64_t r0) HWY_ATTR {
+    return r0 < tall_rows ? static_cast<int64_t>(kMR) : static_cast<int64_t>(MR);
+  };
   const auto tile = [&](int64_t s, int64_t r0) HWY_ATTR {
     const int64_t jb = s * NR;
     const size_t n_valid = static_cast<size_t>(nc - jb < NR ? nc - jb : NR);
     const size_t m_valid = static_cast<size_t>(mc - r0 < static_cast<int64_t>(MR) ? mc - r0 : MR);
     const float* b = bview.base + (s - s_begin) * bview.strip_stride;
+    if constexpr (kMixed) {
+      if (r0 < tall_rows) {
+        MicroTile<kMR, NV, false, true>(kc, aview.direct + r0 * aview.row_stride, b,
+                                        bview.k_stride, c + r0 * ldc + jb, ldc, kMR, n_valid,
+                                        alpha, beta, nullptr, aview.row_stride, aview.k_stride);
+        return;
+      }
+    }
     if constexpr (kDirectAEnabled && MR <= kDirectAMaxMR) {
       if (r0 < direct_rows) {
         MicroTile<MR, NV, false, true>(kc, aview.direct + r0 * aview.row_stride, b,
@@ -609,13 +638,13 @@ HWY_INLINE void MacroKernel(const detail::GemmAView& aview, int64_t mc, int64_t 
   if ((s_end - s_begin) * kc * NR * static_cast<int64_t>(sizeof(float)) <= kSmallBBytes) {
     // All of B's strips fit in L1 together (short depth, e.g. dW1 = X^T * dY at k = 32): walk
     // A panels outer so each stays in L1 too, and C is written a full row band at a time.
-    for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+    for (int64_t r0 = 0; r0 < mc; r0 += height(r0)) {
       for (int64_t s = s_begin; s < s_end; ++s) tile(s, r0);
     }
     return;
   }
   for (int64_t s = s_begin; s < s_end; ++s) {
-    for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+    for (int64_t r0 = 0; r0 < mc; r0 += height(r0)) {
       tile(s, r0);
     }
   }

@@ -77,12 +77,6 @@ void PlanTile(int64_t m, int64_t n, bool trans_b, detail::GemmPlan* plan) {
   }
 }
 
-void PlanFor(int64_t m, int64_t n, int64_t /*k*/, bool trans_b, detail::GemmPlan* plan) {
-  PlanTile(m, n, trans_b, plan);
-  // MacroKernel reads A in place only for tiles of up to kDirectAMaxMR rows.
-  plan->direct_a_max_n = plan->mr <= static_cast<int64_t>(kDirectAMaxMR) ? kDirectAMaxN : 0;
-}
-
 bool IsWide(const detail::GemmPlan& plan) {
   return plan.mr == static_cast<int64_t>(kMR) && plan.nr == static_cast<int64_t>(kNV * kLanes);
 }
@@ -90,6 +84,16 @@ bool IsWide(const detail::GemmPlan& plan) {
 bool IsMid(const detail::GemmPlan& plan) {
   return kMRMid > 0 && plan.mr == static_cast<int64_t>(kMRMid) &&
          plan.nr == static_cast<int64_t>(kNVMid * kLanes);
+}
+
+void PlanFor(int64_t m, int64_t n, int64_t /*k*/, bool trans_b, detail::GemmPlan* plan) {
+  PlanTile(m, n, trans_b, plan);
+  // MacroKernel reads A in place only for tiles of up to kDirectAMaxMR rows.
+  plan->direct_a_max_n = plan->mr <= static_cast<int64_t>(kDirectAMaxMR) ? kDirectAMaxN : 0;
+  // The mid tile's rows read in place go mostly in wide-tile heights (see MacroKernel), so
+  // it reads A in place at any n: its A is a few dozen rows (m = 32: dY of dX = dY * W1^T,
+  // 32 x 128, 16 KiB), which stays in L1 whether packed or not.
+  if (kDirectAEnabled && IsMid(*plan)) plan->direct_a_max_n = INT64_MAX;
 }
 
 template <size_t N>
