@@ -322,6 +322,48 @@ TEST_CASE("gemm: mixed 6- and 4-row tiles around m = 32, every target, rows bit-
   });
 }
 
+TEST_CASE("gemm: C = A * B^T as C^T = B * A^T (few rows, many columns) keeps the bits") {
+  // AVX2 computes C = A * B^T with 8..48 rows and n >= 256 (alpha = 1, beta = 0) as
+  // C^T = B * A^T and transposes it: against the reference on every target, 1 and 2 threads,
+  // and bit for bit against shapes that take the direct path: the first 200 columns (n < 256)
+  // and the first 7 rows (m < 8) of the same product.
+  const Transpose N = Transpose::kNo, T = Transpose::kYes;
+  std::vector<GemmCase> cases;
+  uint64_t seed = 13000;
+  for (int64_t m : {8, 13, 32, 47, 48, 49}) {
+    for (int64_t n : {256, 300, 799}) {
+      for (int64_t k : {1, 9, 128, 600}) {
+        cases.emplace_back(N, T, m, n, k, 1.0f, 0.0f, m % 3, k % 5, n % 4, ++seed);
+      }
+    }
+  }
+  check_all_targets(cases);
+  check_all_targets(cases, 2);
+  for_each_simd_target([&](const std::string&) {
+    for (const GemmCase& gc : cases) {
+      CAPTURE(gc.describe());
+      const std::vector<float> full = gc.run(1);
+      // First 200 columns: B^T's first 200 rows.
+      std::vector<float> cols(static_cast<size_t>(gc.m * 200), kNaN);
+      simdnn::gemm(N, T, gc.m, 200, gc.k, 1.0f, gc.a.data(), gc.lda, gc.b.data(), gc.ldb, 0.0f,
+                   cols.data(), 200, 1);
+      int bad = 0;
+      for (int64_t i = 0; i < gc.m; ++i) {
+        bad += std::memcmp(&cols[i * 200], &full[i * gc.ldc], 200 * sizeof(float)) != 0;
+      }
+      // First 7 rows, all columns.
+      std::vector<float> rows(static_cast<size_t>(7 * gc.ldc), kNaN);
+      simdnn::gemm(N, T, 7, gc.n, gc.k, 1.0f, gc.a.data(), gc.lda, gc.b.data(), gc.ldb, 0.0f,
+                   rows.data(), gc.ldc, 1);
+      for (int64_t i = 0; i < 7; ++i) {
+        bad += std::memcmp(&rows[i * gc.ldc], &full[i * gc.ldc],
+                           static_cast<size_t>(gc.n) * sizeof(float)) != 0;
+      }
+      CHECK(bad == 0);
+    }
+  });
+}
+
 TEST_CASE("gemm: the first columns of a wide C equal a narrow C bit for bit, every target") {
   // Up to n = 256 AVX2 reads A in place, above it packs A: that may not change a bit.
   // C(m x 200) against the first 200 columns of C(m x 600) with the same A and B.
