@@ -86,7 +86,18 @@ static_assert(kSmallMaxM < static_cast<int64_t>(kMR), "small tiles must be short
 // the usual "half of L1", but halves the passes over C: on Zen 4 (1 thread) sq1024 went from
 // 96-99 to 100-103 GFLOP/s and sq2048 from 94-99 to 102-105, the MLP shapes unchanged. The A
 // block (mc x kc, 480 KiB) stays within half of the 1 MiB L2.
+#if HWY_TARGET == HWY_AVX2
+// AVX2 (Zen 3): the 6 x 16 tile reads a kc x 16 strip of B and a 6 x kc panel of A per tile,
+// and at kc = 392 (k = 784 in 2 blocks) those are 25 + 9.4 KiB, more than the 32 KiB L1: X * W1
+// had ~15% of its perf samples on the loads of B. kc <= 384 (k = 784 in 3 blocks of 262) keeps
+// both in L1 for one more C update per tile. Alternating before/after, load 2.9-3.8, CPU-time
+// ratio to oneDNN: fwd1 B32 0.88 -> 0.97 and 0.94 -> 0.95, fwd1 B256 0.96 -> 1.01 and
+// 0.96 -> 1.02; sq1024 1.02 -> 0.94 (unresolved at that load). kc = 256 (4 x 196) lost at
+// fwd1 B256. One kc per target: a row computed alone keeps the bits it has in a batch.
+constexpr int64_t kKC = 384;
+#else
 constexpr int64_t kKC = 512;
+#endif
 constexpr int64_t kMC = 240;   // multiple of 12, 16, 6 and 8
 constexpr int64_t kNC = 3072;  // multiple of every nr
 // Packed B up to this size stays in L1 (32 KiB) beside an A panel: see MacroKernel.
