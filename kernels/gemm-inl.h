@@ -86,7 +86,18 @@ static_assert(kSmallMaxM < static_cast<int64_t>(kMR), "small tiles must be short
 // the usual "half of L1", but halves the passes over C: on Zen 4 (1 thread) sq1024 went from
 // 96-99 to 100-103 GFLOP/s and sq2048 from 94-99 to 102-105, the MLP shapes unchanged. The A
 // block (mc x kc, 480 KiB) stays within half of the 1 MiB L2.
+#if HWY_TARGET == HWY_AVX2
+// AVX2 (Zen 3): the 6 x 16 tile reads a kc x 16 strip of B and a 6 x kc panel of A per tile,
+// and at kc = 392 (k = 784 in 2 blocks) those are 25 + 9.4 KiB, more than the 32 KiB L1: X * W1
+// had ~15% of its perf samples on the loads of B. kc <= 384 (k = 784 in 3 blocks of 262) keeps
+// both in L1 for one more C update per tile. Alternating before/after, load 2.9-3.8, CPU-time
+// ratio to oneDNN: fwd1 B32 0.88 -> 0.97 and 0.94 -> 0.95, fwd1 B256 0.96 -> 1.01 and
+// 0.96 -> 1.02; sq1024 1.02 -> 0.94 (unresolved at that load). kc = 256 (4 x 196) lost at
+// fwd1 B256. One kc per target: a row computed alone keeps the bits it has in a batch.
+constexpr int64_t kKC = 384;
+#else
 constexpr int64_t kKC = 512;
+#endif
 constexpr int64_t kMC = 240;   // multiple of 12, 16, 6 and 8
 constexpr int64_t kNC = 3072;  // multiple of every nr
 // Packed B up to this size stays in L1 (32 KiB) beside an A panel: see MacroKernel.
@@ -172,6 +183,22 @@ HWY_INLINE void MicroTile(int64_t kc, const float* HWY_RESTRICT ap, const float*
     return beta == 0.0f ? hn::Mul(a, valpha) : hn::MulAdd(a, valpha, hn::Mul(c_old, vbeta));
   };
   if (HWY_LIKELY(m_valid == MR && n_valid == NR)) {
+#if HWY_TARGET == HWY_AVX2
+    // C = A*B, the common case: store the accumulators as they are (acc * 1.0f is acc, bit
+    // for bit: FMA results are never denormal or signalling NaN). Short depths pay this
+    // epilogue per few multiply-adds: dW1 = X^T * dY at k = 32 spends 12 of its ~200 cycles
+    // per 6 x 16 tile on the multiplies.
+    if (alpha == 1.0f && beta == 0.0f) {
+      SIMDNN_GEMM_UNROLL
+      for (size_t i = 0; i < MR; ++i) {
+        SIMDNN_GEMM_UNROLL
+        for (size_t v = 0; v < NV; ++v) {
+          hn::StoreU(acc[i][v], d, c + static_cast<int64_t>(i) * ldc + v * kLanes);
+        }
+      }
+      return;
+    }
+#endif
     SIMDNN_GEMM_UNROLL
     for (size_t i = 0; i < MR; ++i) {
       SIMDNN_GEMM_UNROLL
@@ -644,11 +671,40 @@ HWY_INLINE void MacroKernel(const detail::GemmAView& aview, int64_t mc, int64_t 
   constexpr int64_t NR = NV * kLanes;
   // Panel r0 / MR of A: in place for the first direct_panels, else packed.
   const int64_t direct_rows = aview.direct_panels * static_cast<int64_t>(MR);
+  // Mixed heights (the AVX2 mid tile only): rows read in place need no packed panel layout,
+  // so the first tall_rows of them go in kMR-row tiles of the same width (12 accumulators
+  // against the mid tile's 8) and the rest in MR-row ones. m = 32 is 4 x 6 + 2 x 4 rows: no
+  // padding, and three quarters of the rows in the wider tile. Same MicroTile, hence the
+  // same per-element operations and bits as one tile height throughout.
+  constexpr bool kMixed = kDirectAEnabled && kMRMid > 0 && MR == kMRMid && NV == kNV &&
+                          kMR > MR && kMR <= kDirectAMaxMR;
+  int64_t tall_rows = 0;
+  if constexpr (kMixed) {
+    // direct_rows = MR * q; the most kMR-row tiles that leave a multiple of MR.
+    for (int64_t t = direct_rows / static_cast<int64_t>(kMR); t > 0; --t) {
+      if ((direct_rows - t * static_cast<int64_t>(kMR)) % static_cast<int64_t>(MR) == 0) {
+        tall_rows = t * static_cast<int64_t>(kMR);
+        break;
+      }
+    }
+  }
+  // Height of the tile starting at row r0.
+  const auto height = [&](int64_t r0) HWY_ATTR {
+    return r0 < tall_rows ? static_cast<int64_t>(kMR) : static_cast<int64_t>(MR);
+  };
   const auto tile = [&](int64_t s, int64_t r0) HWY_ATTR {
     const int64_t jb = s * NR;
     const size_t n_valid = static_cast<size_t>(nc - jb < NR ? nc - jb : NR);
     const size_t m_valid = static_cast<size_t>(mc - r0 < static_cast<int64_t>(MR) ? mc - r0 : MR);
     const float* b = bview.base + (s - s_begin) * bview.strip_stride;
+    if constexpr (kMixed) {
+      if (r0 < tall_rows) {
+        MicroTile<kMR, NV, false, true>(kc, aview.direct + r0 * aview.row_stride, b,
+                                        bview.k_stride, c + r0 * ldc + jb, ldc, kMR, n_valid,
+                                        alpha, beta, nullptr, aview.row_stride, aview.k_stride);
+        return;
+      }
+    }
     if constexpr (kDirectAEnabled && MR <= kDirectAMaxMR) {
       if (r0 < direct_rows) {
         MicroTile<MR, NV, false, true>(kc, aview.direct + r0 * aview.row_stride, b,
@@ -670,13 +726,30 @@ HWY_INLINE void MacroKernel(const detail::GemmAView& aview, int64_t mc, int64_t 
   if ((s_end - s_begin) * kc * NR * static_cast<int64_t>(sizeof(float)) <= kSmallBBytes) {
     // All of B's strips fit in L1 together (short depth, e.g. dW1 = X^T * dY at k = 32): walk
     // A panels outer so each stays in L1 too, and C is written a full row band at a time.
-    for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+    for (int64_t r0 = 0; r0 < mc; r0 += height(r0)) {
+#if HWY_TARGET == HWY_AVX2
+      // A full packed panel of all its depths (dW1 = X^T * dY at batch 32: 131 such panels
+      // x 8 strips of k = 32): the micro-kernel inlined here, so the panel's pointers are
+      // set up once and each tile costs no call (the generic tile() is out of line, and its
+      // call, index arithmetic and register saves were ~1/5 of such a 200-cycle tile).
+      if (r0 >= direct_rows && mc - r0 >= static_cast<int64_t>(MR) && depths.count == nullptr) {
+        const float* a_panel =
+            aview.packed + (r0 - direct_rows) / static_cast<int64_t>(MR) * kc * static_cast<int64_t>(MR);
+        for (int64_t s = s_begin; s < s_end; ++s) {
+          const int64_t jb = s * NR;
+          const size_t n_valid = static_cast<size_t>(nc - jb < NR ? nc - jb : NR);
+          MicroTile<MR, NV>(kc, a_panel, bview.base + (s - s_begin) * bview.strip_stride,
+                            bview.k_stride, c + r0 * ldc + jb, ldc, MR, n_valid, alpha, beta);
+        }
+        continue;
+      }
+#endif
       for (int64_t s = s_begin; s < s_end; ++s) tile(s, r0);
     }
     return;
   }
   for (int64_t s = s_begin; s < s_end; ++s) {
-    for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+    for (int64_t r0 = 0; r0 < mc; r0 += height(r0)) {
       tile(s, r0);
     }
   }

@@ -37,6 +37,14 @@ constexpr int64_t kDirectBMaxPanels = 8;
 constexpr int64_t kDirectBMaxPanels = 4;
 #endif
 
+// C = A * B^T computed as C^T = B * A^T for few rows of C (GemmPlan::swap_nt): AVX2 only,
+// where it was measured; other targets keep their paths.
+#if HWY_TARGET == HWY_AVX2
+constexpr bool kSwapNT = true;
+#else
+constexpr bool kSwapNT = false;
+#endif
+
 // The tile with the least padded work: rows rounded up to mr times columns rounded up to nr.
 // m <= kSmallMaxM takes an m-row tile (see SmallNV): same kc/mc/nc blocking, hence the same
 // bits.
@@ -77,12 +85,6 @@ void PlanTile(int64_t m, int64_t n, bool trans_b, detail::GemmPlan* plan) {
   }
 }
 
-void PlanFor(int64_t m, int64_t n, int64_t /*k*/, bool trans_b, detail::GemmPlan* plan) {
-  PlanTile(m, n, trans_b, plan);
-  // MacroKernel reads A in place only for tiles of up to kDirectAMaxMR rows.
-  plan->direct_a_max_n = plan->mr <= static_cast<int64_t>(kDirectAMaxMR) ? kDirectAMaxN : 0;
-}
-
 bool IsWide(const detail::GemmPlan& plan) {
   return plan.mr == static_cast<int64_t>(kMR) && plan.nr == static_cast<int64_t>(kNV * kLanes);
 }
@@ -90,6 +92,20 @@ bool IsWide(const detail::GemmPlan& plan) {
 bool IsMid(const detail::GemmPlan& plan) {
   return kMRMid > 0 && plan.mr == static_cast<int64_t>(kMRMid) &&
          plan.nr == static_cast<int64_t>(kNVMid * kLanes);
+}
+
+void PlanFor(int64_t m, int64_t n, int64_t /*k*/, bool trans_b, detail::GemmPlan* plan) {
+  PlanTile(m, n, trans_b, plan);
+  // MacroKernel reads A in place only for tiles of up to kDirectAMaxMR rows.
+  plan->direct_a_max_n = plan->mr <= static_cast<int64_t>(kDirectAMaxMR) ? kDirectAMaxN : 0;
+  // The mid tile's rows read in place go mostly in wide-tile heights (see MacroKernel), so
+  // it reads A in place at any n: its A is a few dozen rows (m = 32: dY of dX = dY * W1^T,
+  // 32 x 128, 16 KiB), which stays in L1 whether packed or not.
+  if (kDirectAEnabled && IsMid(*plan)) plan->direct_a_max_n = INT64_MAX;
+  // AVX2: dX = dY * W1^T at batch 32 (32 x 784 x 128) spent ~19% of its time packing the
+  // transposed 784 x 128 W1 into strips (perf, Zen 3); as C^T = W1 * dY^T, W1 is read in
+  // place (6 x 16 tiles, 784 rows) and only dY (4 Ki floats) and C (25 Ki) are transposed.
+  plan->swap_nt = kSwapNT && trans_b && m >= 8 && m <= 48 && n >= 256;
 }
 
 template <size_t N>
@@ -161,11 +177,16 @@ void MacroEntry(const detail::GemmPlan& plan, const detail::GemmAView& a, int64_
   });
 }
 
+void TransposeEntry(const float* src, int64_t ld_src, int64_t rows, int64_t depth, float* dst,
+                    int64_t ld_dst) {
+  TransposeCopy(src, ld_src, rows, depth, dst, ld_dst);
+}
+
 }  // namespace gemm
 
 detail::GemmKernels GemmKernelsForTarget() {
-  return detail::GemmKernels{&gemm::PlanFor, &gemm::PackBEntry, &gemm::PackAEntry,
-                             &gemm::PackAGatheredEntry, &gemm::MacroEntry};
+  return detail::GemmKernels{&gemm::PlanFor,           &gemm::PackBEntry,  &gemm::PackAEntry,
+                             &gemm::PackAGatheredEntry, &gemm::MacroEntry, &gemm::TransposeEntry};
 }
 
 }  // namespace HWY_NAMESPACE
@@ -231,6 +252,24 @@ void gemm_rect(const detail::GemmKernels& kern, const detail::GemmPlan& plan, co
                int64_t i_begin, int64_t i_end, int64_t j_begin, int64_t j_end) {
   const int64_t rows = i_end - i_begin, cols = j_end - j_begin;
   if (rows <= 0 || cols <= 0) return;
+  if (plan.swap_nt && pr.trans_b && !pr.trans_a && pr.gathered == nullptr && pr.alpha == 1.0f &&
+      pr.beta == 0.0f) {
+    // C^T (cols x rows) = op(B)^T * op(A)^T = B * A^T: B's rows are the first operand, read
+    // as a row-major A, and A (rows x k, row-major) is the transposed second operand. Every
+    // element is the same depth-ordered multiply-add chain as in C = A * B^T (the product
+    // commutes exactly), with the same depth blocks (they depend on k only) and the same
+    // alpha = 1, beta = 0 update, so C gets the same bits.
+    thread_local Scratch<float> ct_scratch;
+    float* ct = ct_scratch.get(static_cast<size_t>(cols * rows));
+    const Problem swapped{false,  true,        cols, rows,  pr.k, 1.0f, pr.b + j_begin * pr.ldb,
+                          pr.ldb, pr.a + i_begin * pr.lda, pr.lda, 0.0f, ct, rows};
+    detail::GemmPlan splan;
+    kern.plan(cols, rows, pr.k, true, &splan);
+    splan.swap_nt = false;
+    gemm_rect(kern, splan, swapped, 0, cols, 0, rows);
+    kern.transpose(ct, rows, cols, rows, pr.c + i_begin * pr.ldc + j_begin, pr.ldc);
+    return;
+  }
   // Balanced blocks: k = 784 becomes 4 x 196 rather than 3 x 256 + 16.
   const int64_t kc_step = div_ceil(pr.k, div_ceil(pr.k, plan.kc_max));
   const int64_t nc_step = round_up(div_ceil(cols, div_ceil(cols, plan.nc_max)), plan.nr);

@@ -24,6 +24,11 @@ struct GemmPlan {
   // read in place by the micro-kernel instead of packed; 0: A is always packed. Packing A is
   // paid once per block and amortised over the columns, so it matters only for narrow C.
   int64_t direct_a_max_n = 0;
+  // C = A * B^T with few rows and many columns (dX = dY * W1^T at batch 32): when alpha = 1,
+  // beta = 0 and A is a row-major float matrix, compute C^T = B * A^T instead (B, the big
+  // operand, then read in place as the A of that product, A^T packed) into a scratch, and
+  // transpose it into C. Same products in the same depth order, hence the same bits.
+  bool swap_nt = false;
 };
 
 // Where the mc x kc block of op(A) that a compute call reads lives: its first direct_panels
@@ -81,6 +86,9 @@ struct GemmKernels {
   void (*macro)(const GemmPlan& plan, const GemmAView& a, int64_t mc, int64_t kc,
                 const GemmBView& b, int64_t strip_begin, int64_t strip_end, int64_t nc,
                 float alpha, float beta, float* c, int64_t ldc, const PanelDepths& depths);
+  // dst[p * ld_dst + j] = src[j * ld_src + p] for j < rows, p < depth (see GemmPlan::swap_nt).
+  void (*transpose)(const float* src, int64_t ld_src, int64_t rows, int64_t depth, float* dst,
+                    int64_t ld_dst);
 };
 
 // Throws std::invalid_argument naming the offending argument (prefix `fn`, e.g. "gemm").

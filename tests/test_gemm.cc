@@ -2,10 +2,12 @@
 // transpose cases, strides, alpha/beta, NaN in C, the MLP training shapes and thread counts.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -278,6 +280,88 @@ TEST_CASE("gemm: A read in place for narrow C, 8 x 8 transposes of B") {
   cases.emplace_back(Transpose::kNo, Transpose::kNo, 20, 64, 1000, 1.0f, 0.0f, 24, 0, 0, 9901);
   check_all_targets(cases);
   check_all_targets(cases, 2);
+}
+
+TEST_CASE("gemm: mixed 6- and 4-row tiles around m = 32, every target, rows bit-equal") {
+  // AVX2's mid tile (4 x 16) reads A in place at any n and runs its rows in 6-row tiles where
+  // the rest stays a multiple of 4 (m = 32: 4 x 6 + 2 x 4). Random shapes around 32 rows,
+  // against the reference on every target, 1 and 2 threads bit for bit; and any run of rows
+  // computed on its own (other tile heights) equals the same rows of the full C, bit for bit.
+  std::mt19937_64 rng(3232);
+  const auto pick = [&](int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
+  };
+  std::vector<GemmCase> cases;
+  for (int t = 0; t < 48; ++t) {
+    const Transpose ta = t % 8 == 7 ? Transpose::kYes : Transpose::kNo;
+    const Transpose tb = t % 2 == 0 ? Transpose::kNo : Transpose::kYes;
+    const int64_t m = t < 8 ? 28 + 4 * (t % 3) : pick(8, 70);
+    const int64_t n = t % 3 == 0 ? pick(257, 820) : pick(1, 256);
+    const int64_t k = t % 4 == 0 ? pick(500, 1100) : pick(1, 140);
+    const float alpha = t % 5 == 0 ? -0.5f : 1.0f;
+    const float beta = t % 3 == 1 ? 0.7f : (t % 3 == 2 ? 1.0f : 0.0f);
+    cases.emplace_back(ta, tb, m, n, k, alpha, beta, pick(0, 5), pick(0, 3), pick(0, 2),
+                       static_cast<uint64_t>(12000 + t));
+  }
+  check_all_targets(cases);
+  for_each_simd_target([&](const std::string&) {
+    for (const GemmCase& gc : cases) {
+      CAPTURE(gc.describe());
+      const std::vector<float> one = gc.run(1);
+      CHECK(std::memcmp(one.data(), gc.run(2).data(), one.size() * sizeof(float)) == 0);
+      if (gc.ta == Transpose::kYes) continue;
+      // Rows [r0, r0 + len) alone: A and C start r0 rows further, same strides.
+      const int64_t r0 = static_cast<int64_t>(gc.k % 7) % gc.m;
+      const int64_t len = std::max<int64_t>(1, (gc.m - r0) * 2 / 3);
+      std::vector<float> part(gc.c0.begin() + r0 * gc.ldc, gc.c0.begin() + (r0 + len) * gc.ldc);
+      simdnn::gemm(gc.ta, gc.tb, len, gc.n, gc.k, gc.alpha, gc.a.data() + r0 * gc.lda, gc.lda,
+                   gc.b.data(), gc.ldb, gc.beta, part.data(), gc.ldc, 1);
+      CHECK(std::memcmp(part.data(), one.data() + r0 * gc.ldc,
+                        static_cast<size_t>(len * gc.ldc) * sizeof(float)) == 0);
+    }
+  });
+}
+
+TEST_CASE("gemm: C = A * B^T as C^T = B * A^T (few rows, many columns) keeps the bits") {
+  // AVX2 computes C = A * B^T with 8..48 rows and n >= 256 (alpha = 1, beta = 0) as
+  // C^T = B * A^T and transposes it: against the reference on every target, 1 and 2 threads,
+  // and bit for bit against shapes that take the direct path: the first 200 columns (n < 256)
+  // and the first 7 rows (m < 8) of the same product.
+  const Transpose N = Transpose::kNo, T = Transpose::kYes;
+  std::vector<GemmCase> cases;
+  uint64_t seed = 13000;
+  for (int64_t m : {8, 13, 32, 47, 48, 49}) {
+    for (int64_t n : {256, 300, 799}) {
+      for (int64_t k : {1, 9, 128, 600}) {
+        cases.emplace_back(N, T, m, n, k, 1.0f, 0.0f, m % 3, k % 5, n % 4, ++seed);
+      }
+    }
+  }
+  check_all_targets(cases);
+  check_all_targets(cases, 2);
+  for_each_simd_target([&](const std::string&) {
+    for (const GemmCase& gc : cases) {
+      CAPTURE(gc.describe());
+      const std::vector<float> full = gc.run(1);
+      // First 200 columns: B^T's first 200 rows.
+      std::vector<float> cols(static_cast<size_t>(gc.m * 200), kNaN);
+      simdnn::gemm(N, T, gc.m, 200, gc.k, 1.0f, gc.a.data(), gc.lda, gc.b.data(), gc.ldb, 0.0f,
+                   cols.data(), 200, 1);
+      int bad = 0;
+      for (int64_t i = 0; i < gc.m; ++i) {
+        bad += std::memcmp(&cols[i * 200], &full[i * gc.ldc], 200 * sizeof(float)) != 0;
+      }
+      // First 7 rows, all columns.
+      std::vector<float> rows(static_cast<size_t>(7 * gc.ldc), kNaN);
+      simdnn::gemm(N, T, 7, gc.n, gc.k, 1.0f, gc.a.data(), gc.lda, gc.b.data(), gc.ldb, 0.0f,
+                   rows.data(), gc.ldc, 1);
+      for (int64_t i = 0; i < 7; ++i) {
+        bad += std::memcmp(&rows[i * gc.ldc], &full[i * gc.ldc],
+                           static_cast<size_t>(gc.n) * sizeof(float)) != 0;
+      }
+      CHECK(bad == 0);
+    }
+  });
 }
 
 TEST_CASE("gemm: the first columns of a wide C equal a narrow C bit for bit, every target") {
