@@ -137,7 +137,11 @@ class Pool {
   void worker(int index) {
     enable_flush_to_zero();
     t_in_parallel_for = true;
-    uint32_t seen = gen_.load(std::memory_order_acquire);
+    // Generations start at 1, so a thread that starts while a job is open joins it. (It read
+    // the current generation here before, and counted that job as seen: a pool thread first
+    // scheduled in the middle of a call sat it out, and a test that needs two threads waited
+    // for it in vain under load.)
+    uint32_t seen = 0;
     for (;;) {
       // Wait for a new job: poll briefly, then sleep.
       uint32_t g = gen_.load(std::memory_order_acquire);
